@@ -1,0 +1,140 @@
+"""The transport model: one operator-split step of advection, emissions, mixing and loss.
+
+State (dims ``(tracer, level, lat, lon)``, level 0 at the surface):
+
+* ``tracer``: tracer amount per cell [mol],
+* ``air``: dry-air mass per cell [kg], carried through the advection sweeps with the same fluxes.
+
+Mixing ratio ``chi = tracer * M_air / air`` [mol mol-1].
+
+Step sequence (symmetric Strang splitting of the advection, Strang 1968):
+``X(dt/2) Y(dt/2) Z(dt) Y(dt/2) X(dt/2)``, then surface emissions into level 0, convective mixing,
+implicit vertical diffusion, horizontal diffusion and exact first-order loss ``q exp(-k dt)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+
+from diffflux.constants import GRAVITY, M_AIR
+from diffflux.grid import LatLonGrid
+from diffflux.met.fields import MetFields
+from diffflux.transport.advection import sweep_x, sweep_y, sweep_z, vertical_mass_flux
+from diffflux.transport.diffusion import HorizontalDiffusion, ImplicitVerticalDiffusion
+from diffflux.transport.reconstruction import PPM, Reconstruction
+
+
+class TransportState(eqx.Module):
+    """Tracer amounts ``(ntr, nlev, nlat, nlon)`` [mol] and air mass ``(nlev, nlat, nlon)`` [kg]."""
+
+    tracer: jax.Array
+    air: jax.Array
+
+    def mixing_ratio(self):
+        """Dry-air mole fraction ``(ntr, nlev, nlat, nlon)`` [mol mol-1]."""
+        return self.tracer * (M_AIR / self.air)[None]
+
+    @classmethod
+    def from_mixing_ratio(cls, chi, air) -> TransportState:
+        """State from mixing ratios ``(ntr, nlev, nlat, nlon)`` [mol mol-1] and air mass [kg]."""
+        air = jnp.asarray(air)
+        chi = jnp.asarray(chi, dtype=air.dtype)
+        return cls(tracer=chi * (air / M_AIR)[None], air=air)
+
+
+class Transport(eqx.Module):
+    """Global finite-volume transport model (strategy object).
+
+    Args:
+        grid: model grid (static).
+        advection: reconstruction for all three directions (default monotone :class:`PPM`).
+        vertical_diffusion: :class:`ImplicitVerticalDiffusion` or None (needs ``met.kz``).
+        horizontal_diffusion: :class:`HorizontalDiffusion` or None (needs ``met.kh``).
+        convection: a convection scheme with ``__call__(q, m, conv_mflux, dt)`` or None
+            (needs ``met.conv_mflux``).
+        chemistry: object with ``rates(met, air, grid) -> (ntr, nlev, nlat, nlon)`` loss frequencies
+            [s-1], or None.
+    """
+
+    grid: LatLonGrid = eqx.field(static=True)
+    advection: Reconstruction = PPM()
+    vertical_diffusion: ImplicitVerticalDiffusion | None = ImplicitVerticalDiffusion()
+    horizontal_diffusion: HorizontalDiffusion | None = None
+    convection: eqx.Module | None = None
+    chemistry: eqx.Module | None = None
+
+    @property
+    def is_linear(self) -> bool:
+        """True when the step is linear in the tracer (unlimited reconstruction)."""
+        return bool(self.advection.is_linear)
+
+    def initial_state(self, chi, ps) -> TransportState:
+        """State from mixing ratios ``(ntr, nlev, nlat, nlon)`` and surface pressure ``(nlat, nlon)`` [Pa]."""
+        ps = jnp.asarray(ps)
+        return TransportState.from_mixing_ratio(chi, self.grid.air_mass(ps))
+
+    def advect(self, state: TransportState, met: MetFields, dt) -> TransportState:
+        """Advection only, ``X/2 Y/2 Z Y/2 X/2`` with face fluxes ``met.mfx``/``met.mfy`` times ``dt``."""
+        q, m = state.tracer, state.air
+        dtype = m.dtype
+        fx = (met.mfx * dt).astype(dtype)
+        fy = (met.mfy * dt).astype(dtype)
+        fz = vertical_mass_flux(fx, fy, self.grid.levels.b)
+        r = self.advection
+        q, m = sweep_x(q, m, 0.5 * fx, r)
+        q, m = sweep_y(q, m, 0.5 * fy, r)
+        if self.grid.nlev > 1:
+            q, m = sweep_z(q, m, fz, r)
+        q, m = sweep_y(q, m, 0.5 * fy, r)
+        q, m = sweep_x(q, m, 0.5 * fx, r)
+        return TransportState(tracer=q, air=m)
+
+    def step(self, state: TransportState, met: MetFields, dt, flux=None) -> TransportState:
+        """One full step of length ``dt`` [s].
+
+        Args:
+            state: current state.
+            met: met fields valid at the middle of the step.
+            dt: step length [s].
+            flux: surface flux ``(ntr, nlat, nlon)`` [mol m-2 s-1] (positive = emission) or None.
+        """
+        grid = self.grid
+        state = self.advect(state, met, dt)
+        q, m = state.tracer, state.air
+        dtype = m.dtype
+        area = jnp.asarray(grid.area, dtype=dtype)
+        if flux is not None:
+            q = q.at[:, 0].add((jnp.asarray(flux, dtype=dtype) * area[None]) * dt)
+        if self.convection is not None and met.conv_mflux is not None:
+            q = self.convection(q, m, met.conv_mflux.astype(dtype), dt)
+        if self.vertical_diffusion is not None and met.kz is not None and grid.nlev > 1:
+            temperature = met.temperature if met.temperature is not None else jnp.full_like(m, 250.0)
+            p_int = self._pressure_interfaces(m)
+            E = self.vertical_diffusion.exchange(m, met.kz.astype(dtype), temperature.astype(dtype),
+                                                 p_int, area)
+            q = self.vertical_diffusion(q, m, E, dt)
+        if self.horizontal_diffusion is not None and met.kh is not None:
+            dp = m * GRAVITY / area[None]
+            q = self.horizontal_diffusion(q, m, met.kh, dp, grid, dt)
+        if self.chemistry is not None:
+            k = self.chemistry.rates(met, m, grid)
+            q = q * jnp.exp(-k * dt).astype(dtype)
+        return TransportState(tracer=q, air=m)
+
+    def _pressure_interfaces(self, m):
+        """Interface pressures ``(nlev + 1, nlat, nlon)`` [Pa] implied by the carried air mass."""
+        area = jnp.asarray(self.grid.area, dtype=m.dtype)
+        dp = m * GRAVITY / area[None]
+        p_top = jnp.asarray(self.grid.levels.p_top, dtype=m.dtype)
+        above = jnp.cumsum(dp[::-1], axis=0)[::-1]  # pressure at bottom interface of each level
+        return jnp.concatenate([p_top + above, jnp.full_like(dp[:1], p_top)], axis=0)
+
+    def replace(self, **changes) -> Transport:
+        """Copy with some strategies replaced."""
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        fields.update(changes)
+        return Transport(**fields)

@@ -1,0 +1,194 @@
+"""Running the transport over many steps with ``lax.scan``, optional outputs and checkpointing.
+
+``run`` jits nothing by itself: call it inside ``jax.jit`` (or use :func:`make_runner`) so that the whole
+window compiles once. Memory for reverse-mode gradients is controlled by ``checkpoint``:
+
+* ``None``: store every step's residuals (fastest gradient, memory ~ T x step residuals),
+* ``"step"``: ``jax.checkpoint`` around each step (stores one state per step, recomputes a step),
+* ``"nested"``: two-level checkpointing, an outer scan over segments whose inner scans are
+  rematerialised (Griewank 1992; memory ~ (T / s + s) states with segment length ``s ~ sqrt(T)``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from diffflux.met.fields import MetSource
+from diffflux.transport.model import Transport, TransportState
+
+
+def _segment_length(nsteps: int) -> int:
+    """Divisor of ``nsteps`` closest to ``sqrt(nsteps)``."""
+    root = math.sqrt(nsteps)
+    divisors = [d for d in range(1, nsteps + 1) if nsteps % d == 0]
+    return min(divisors, key=lambda d: (abs(d - root), d))
+
+
+def run(
+    model: Transport,
+    met: MetSource,
+    state: TransportState,
+    *,
+    dt: float,
+    nsteps: int,
+    t0=0.0,
+    flux: jax.Array | Callable | None = None,
+    save_every: int | None = None,
+    checkpoint: str | None = None,
+    segment: int | None = None,
+):
+    """Integrate ``nsteps`` steps of length ``dt`` [s] from time ``t0`` [s].
+
+    Args:
+        model: the :class:`Transport`.
+        met: a met source; evaluated at the middle of each step.
+        state: initial :class:`TransportState`.
+        dt: step length [s] (static).
+        nsteps: number of steps (static).
+        t0: start time [s] (may be traced).
+        flux: surface flux [mol m-2 s-1]: None, an array ``(ntr, nlat, nlon)`` held constant, an array
+            ``(nsteps, ntr, nlat, nlon)`` (one field per step), or a pure function ``flux(t)``.
+        save_every: if given, the mixing ratio is saved after every ``save_every`` steps; ``nsteps`` must
+            be a multiple of it.
+        checkpoint: ``None``, ``"step"`` or ``"nested"`` (see module docstring).
+        segment: inner segment length for ``"nested"`` (default: divisor of nsteps nearest sqrt(nsteps)).
+
+    Returns:
+        ``(final_state, saved)`` where ``saved`` is ``(nsave, ntr, nlev, nlat, nlon)`` mixing ratios
+        [mol mol-1] (None without ``save_every``).
+    """
+    if checkpoint not in (None, "step", "nested"):
+        raise ValueError(f"run: checkpoint must be None, 'step' or 'nested', found {checkpoint!r}")
+    nsteps = int(nsteps)
+    if nsteps < 1:
+        raise ValueError(f"run: nsteps must be >= 1, found {nsteps}")
+    if save_every is not None and (save_every < 1 or nsteps % save_every):
+        raise ValueError(
+            f"run: nsteps={nsteps} must be a positive multiple of save_every={save_every}"
+        )
+    dtype = state.air.dtype
+    t0 = jnp.asarray(t0, dtype=dtype)
+
+    if flux is None:
+        def flux_at(n, t):
+            return None
+    elif callable(flux):
+        def flux_at(n, t):
+            return flux(t)
+    else:
+        flux_arr = jnp.asarray(flux)
+        if flux_arr.ndim == 4:
+            if flux_arr.shape[0] != nsteps:
+                raise ValueError(
+                    f"run: a per-step flux must have leading length nsteps={nsteps}, "
+                    f"found shape {flux_arr.shape}"
+                )
+            def flux_at(n, t):
+                return lax.dynamic_index_in_dim(flux_arr, n, axis=0, keepdims=False)
+        elif flux_arr.ndim == 3:
+            def flux_at(n, t):
+                return flux_arr
+        else:
+            raise ValueError(
+                f"run: flux must be (ntr, nlat, nlon) or (nsteps, ntr, nlat, nlon), found {flux_arr.shape}"
+            )
+
+    def one_step(s: TransportState, n):
+        t = t0 + (n.astype(dtype) + 0.5) * dt
+        return model.step(s, met.fields(t), dt, flux_at(n, t))
+
+    body = jax.checkpoint(one_step) if checkpoint in ("step", "nested") else one_step
+
+    def inner(s, n_start, length):
+        def f(c, k):
+            return body(c, n_start + k), None
+        s, _ = lax.scan(f, s, jnp.arange(length))
+        return s
+
+    if save_every is None and checkpoint != "nested":
+        state, _ = lax.scan(lambda c, n: (body(c, n), None), state, jnp.arange(nsteps))
+        return state, None
+
+    if save_every is not None:
+        seg = save_every
+    else:
+        seg = segment or _segment_length(nsteps)
+        if nsteps % seg:
+            raise ValueError(f"run: segment={seg} must divide nsteps={nsteps}")
+    nseg = nsteps // seg
+    seg_fn = (lambda s, n0: inner(s, n0, seg))
+    if checkpoint == "nested":
+        seg_fn = jax.checkpoint(seg_fn)
+
+    def outer(s, i):
+        s = seg_fn(s, i * seg)
+        out = s.mixing_ratio() if save_every is not None else None
+        return s, out
+
+    state, saved = lax.scan(outer, state, jnp.arange(nseg))
+    return state, saved
+
+
+def make_runner(model: Transport, *, dt: float, nsteps: int, **kwargs):
+    """A jitted ``runner(met, state, flux=None, t0=0.0) -> (state, saved)`` for fixed step settings."""
+
+    @jax.jit
+    def runner(met, state, flux=None, t0=0.0):
+        return run(model, met, state, dt=dt, nsteps=nsteps, t0=t0, flux=flux, **kwargs)
+
+    return runner
+
+
+def courant_numbers(model: Transport, met: MetSource, state: TransportState, *, dt: float, times):
+    """Maximum Courant numbers over the given met times (evaluated eagerly, outside the scan).
+
+    Courant numbers are air-mass fractions: the mass crossing a face in one sweep divided by the air
+    mass of the upwind cell. The meridional and vertical ones must be <= 1 for the Eulerian sweeps
+    (meridional sweeps use ``dt / 2``); the zonal one may exceed 1 (semi-Lagrangian zonal sweep).
+
+    Returns:
+        dict with ``zonal``, ``meridional`` and ``vertical`` maxima (floats).
+    """
+    from diffflux.transport.advection import vertical_mass_flux
+
+    m = np.asarray(state.air, dtype=np.float64)
+    out = {"zonal": 0.0, "meridional": 0.0, "vertical": 0.0}
+    for t in np.atleast_1d(np.asarray(times, dtype=np.float64)):
+        f = met.fields(jnp.asarray(t, dtype=state.air.dtype))
+        fx = np.asarray(f.mfx, dtype=np.float64) * dt
+        fy = np.asarray(f.mfy, dtype=np.float64) * dt
+        for name, arr in (("fx", fx), ("fy", fy)):
+            if not np.all(np.isfinite(arr)):
+                raise ValueError(f"courant_numbers: met mass flux {name} has non-finite values at t={t} s")
+        fz = np.asarray(vertical_mass_flux(jnp.asarray(fx), jnp.asarray(fy), model.grid.levels.b))
+        cx = np.maximum(np.maximum(fx, 0) / np.roll(m, 1, -1), np.maximum(-fx, 0) / m)
+        cy_pos = np.maximum(fy[:, 1:-1], 0) / m[:, :-1]
+        cy_neg = np.maximum(-fy[:, 1:-1], 0) / m[:, 1:]
+        cz_pos = np.maximum(fz[1:-1], 0) / m[:-1] if m.shape[0] > 1 else np.zeros(1)
+        cz_neg = np.maximum(-fz[1:-1], 0) / m[1:] if m.shape[0] > 1 else np.zeros(1)
+        out["zonal"] = max(out["zonal"], 0.5 * float(cx.max()))
+        out["meridional"] = max(out["meridional"], 0.5 * float(max(cy_pos.max(), cy_neg.max())))
+        out["vertical"] = max(out["vertical"], float(max(cz_pos.max(), cz_neg.max())))
+    return out
+
+
+def check_time_step(model: Transport, met: MetSource, state: TransportState, *, dt: float, times,
+                    limit: float = 1.0):
+    """Raise a clear error if ``dt`` violates the meridional or vertical Courant limit.
+
+    Returns the Courant dict (so callers can report the CFL the run used).
+    """
+    c = courant_numbers(model, met, state, dt=dt, times=times)
+    for key in ("meridional", "vertical"):
+        if c[key] > limit:
+            raise ValueError(
+                f"unstable time step: dt={dt:g} s gives a {key} Courant number of {c[key]:.3f} "
+                f"(limit {limit}); use dt <= {dt * limit / c[key]:.0f} s"
+            )
+    return c
