@@ -25,7 +25,6 @@ cumulative mass). Meridional and vertical sweeps are Eulerian and need ``|F| <= 
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 from jax import lax
 
@@ -110,12 +109,21 @@ def sweep_z(q, m, Fz, recon: Reconstruction):
 
 
 def _rowwise_searchsorted(edges, values):
-    """``searchsorted(edges[r], values[r], side='right')`` for every row ``r`` of the last axis."""
-    lead = edges.shape[:-1]
-    e2 = edges.reshape((-1, edges.shape[-1]))
-    v2 = values.reshape((-1, values.shape[-1]))
-    idx = jax.vmap(lambda e, v: jnp.searchsorted(e, v, side="right", method="scan"))(e2, v2)
-    return idx.reshape(lead + (values.shape[-1],))
+    """``searchsorted(edges[r], values[r], side='right')`` for every row ``r`` of the last axis.
+
+    Binary lifting with a static number (``ceil(log2(n + 1))``) of vectorised gathers: no loops in the
+    compiled program (fast to compile, GPU friendly). ``edges (..., n)`` must be sorted along the last
+    axis; ``values (..., k)``; returns int32 counts in ``[0, n]``.
+    """
+    n = edges.shape[-1]
+    pos = jnp.zeros(values.shape, dtype=jnp.int32)
+    step = 1 << max(n.bit_length() - 1, 0)
+    while step >= 1:
+        cand = pos + step
+        probe = jnp.take_along_axis(edges, jnp.clip(cand - 1, 0, n - 1), axis=-1)
+        pos = jnp.where((cand <= n) & (probe <= values), cand, pos)
+        step //= 2
+    return pos
 
 
 def sweep_x(q, m, Fx, recon: Reconstruction):

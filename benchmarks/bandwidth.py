@@ -1,0 +1,149 @@
+"""STREAM-like memory bandwidth in NumPy and in jitted JAX [GB/s].
+
+Kernels (McCalpin 1995, "Memory bandwidth and machine balance", IEEE TCCA newsletter), on float64
+arrays of ``n`` elements, each far larger than the last-level cache:
+
+* ``copy``  ``b = a``            (2 words moved per element: 1 read, 1 write; in JAX written into
+  the donated buffer of the previous call's output),
+* ``scale`` ``b = s a``          (2 words),
+* ``add``   ``c = a + b``        (3 words),
+* ``triad`` ``a = b + s c``      (3 words),
+* ``read4_write1`` ``e = a + b + c + s d`` (5 words; JAX only, the access pattern of a fused transport
+  kernel that reads several fields and writes one, as in ARCHITECTURE.md's probe).
+
+Bytes are counted the STREAM way (no write-allocate traffic). NumPy runs each kernel as ufuncs with
+preallocated outputs (``out=``), single-threaded; its triad is two passes (``a = s c; a += b``) and is
+still credited 3 words, so it shows what NumPy code achieves, not the hardware limit. JAX kernels run
+``iters`` times inside one jitted ``lax.fori_loop`` (output buffers reused in place, no page faults;
+the scalar changes every iteration so nothing is loop-invariant); the best of ``reps`` calls counts.
+The bound used by the transport benchmark is the best JAX figure (the most favourable bandwidth, hence
+the most conservative fraction of the bound).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from benchmarks.common import DEFAULT_RESULTS, log, write_result
+
+WORDS = {"copy": 2, "scale": 2, "add": 3, "triad": 3, "read4_write1": 5}
+
+
+def numpy_bandwidth(n: int, reps: int, dtype=np.float64) -> dict:
+    """Best-of-``reps`` bandwidth [GB/s] of the NumPy kernels on ``n``-element arrays."""
+    rng = np.random.default_rng(0)
+    a = rng.random(n).astype(dtype)
+    b = rng.random(n).astype(dtype)
+    c = np.empty_like(a)
+    s = dtype(1.0000001)
+    kernels = {
+        "copy": lambda: np.copyto(b, a),
+        "scale": lambda: np.multiply(a, s, out=b),
+        "add": lambda: np.add(a, b, out=c),
+        "triad": lambda: (np.multiply(c, s, out=a), np.add(a, b, out=a)),
+    }
+    out = {}
+    itemsize = np.dtype(dtype).itemsize
+    for name, fn in kernels.items():
+        fn()  # touch the pages
+        best = float("inf")
+        for _ in range(reps):
+            t = time.perf_counter()
+            fn()
+            best = min(best, time.perf_counter() - t)
+        out[name] = {"gb_per_s": WORDS[name] * itemsize * n / best / 1e9, "seconds": best}
+    return out
+
+
+def _jax_kernel(name: str, iters: int):
+    def scalar(i, dtype):
+        return jnp.asarray(1.0, dtype) + i.astype(dtype) * jnp.asarray(1e-9, dtype)
+
+    if name == "scale":
+        def f(a, b):
+            return lax.fori_loop(0, iters, lambda i, bb: a * scalar(i, a.dtype), b)
+    elif name == "add":
+        def f(a, b, c):
+            return lax.fori_loop(0, iters, lambda i, cc: a + b * scalar(i, a.dtype), c)
+    elif name == "triad":
+        def f(a, b, c):
+            return lax.fori_loop(0, iters, lambda i, aa: b + scalar(i, a.dtype) * c, a)
+    elif name == "read4_write1":
+        def f(a, b, c, d, e):
+            return lax.fori_loop(0, iters, lambda i, ee: a + b + c + scalar(i, a.dtype) * d, e)
+    else:  # pragma: no cover - guarded by WORDS
+        raise ValueError(name)
+    return jax.jit(f)
+
+
+def jax_bandwidth(n: int, reps: int, iters: int, dtype=jnp.float64) -> dict:
+    """Best-of-``reps`` bandwidth [GB/s] of jitted JAX kernels (``iters`` loop trips per call)."""
+    key = jax.random.PRNGKey(0)
+    arrays = [jax.random.uniform(k, (n,), dtype=dtype) for k in jax.random.split(key, 5)]
+    itemsize = jnp.dtype(dtype).itemsize
+    out = {}
+    # copy: b = a written into the donated output buffer of the previous call (no fresh pages)
+    copy = jax.jit(lambda a, b: b.at[:].set(a), donate_argnums=1)
+    a, b = arrays[0], arrays[1] + 0.0
+    b = jax.block_until_ready(copy(a, b))
+    best = float("inf")
+    for _ in range(reps):
+        t = time.perf_counter()
+        b = jax.block_until_ready(copy(a, b))
+        best = min(best, time.perf_counter() - t)
+    out["copy"] = {"gb_per_s": WORDS["copy"] * itemsize * n / best / 1e9, "seconds": best}
+    for name in ("scale", "add", "triad", "read4_write1"):
+        nargs = {"scale": 2, "add": 3, "triad": 3, "read4_write1": 5}[name]
+        fn = _jax_kernel(name, iters)
+        args = arrays[:nargs]
+        jax.block_until_ready(fn(*args))  # compile and touch
+        best = float("inf")
+        for _ in range(reps):
+            t = time.perf_counter()
+            jax.block_until_ready(fn(*args))
+            best = min(best, time.perf_counter() - t)
+        per_iter = best / iters
+        out[name] = {"gb_per_s": WORDS[name] * itemsize * n / per_iter / 1e9, "seconds": per_iter}
+    return out
+
+
+def main(outdir: Path = DEFAULT_RESULTS, quick: bool = False, preset: str | None = None) -> dict:
+    """Measure and write ``bandwidth.json``; returns the payload."""
+    n = 2**22 if quick else 2**25
+    reps = 3 if quick else 7
+    iters = 5 if quick else 10
+    log(f"bandwidth: n={n} float64 ({n * 8 / 2**20:.0f} MiB per array), best of {reps}")
+    t0 = time.perf_counter()
+    np_bw = numpy_bandwidth(n, reps)
+    jx_bw = jax_bandwidth(n, reps, iters)
+    best_name = max(jx_bw, key=lambda k: jx_bw[k]["gb_per_s"])
+    payload = {
+        "method": ("STREAM-like kernels on float64 arrays; bytes = words x 8 x n (no write-allocate); "
+                   "NumPy ufuncs with out=, single thread; JAX kernels inside one jitted fori_loop "
+                   f"of {iters} trips, best of {reps} calls"),
+        "n_elements": n,
+        "array_mib": n * 8 / 2**20,
+        "numpy": np_bw,
+        "jax": jx_bw,
+        "bound_gb_per_s": jx_bw[best_name]["gb_per_s"],
+        "bound_kernel": f"jax {best_name}",
+        "wall_seconds": time.perf_counter() - t0,
+    }
+    path = write_result("bandwidth", payload, outdir)
+    log(f"bandwidth: bound {payload['bound_gb_per_s']:.1f} GB/s ({best_name}); wrote {path}")
+    return payload
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--out", type=Path, default=DEFAULT_RESULTS)
+    args = parser.parse_args()
+    main(args.out, args.quick)

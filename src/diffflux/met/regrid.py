@@ -1,0 +1,411 @@
+"""Horizontal regridding of global lon-lat fields and vertical interpolation in log-pressure.
+
+Preprocessing code (NumPy, float64), run once when met is read; nothing here is traced.
+
+Horizontal (source grid -> :class:`~diffflux.grid.LatLonGrid`), separable in latitude and longitude:
+
+* **conservative** (scalars: surface pressure, temperature, Kz, fluxes per m2): the target value is
+  the
+  area-weighted mean of the source cells it overlaps, with exact spherical areas ``a^2 dlon (sin
+  lat_n - sin lat_s)``. Overlaps are computed for any pair of grids (nested or not), so the global
+  integral ``sum(A v)`` is preserved to round-off (first-order conservative remapping, Jones 1999,
+  Mon. Wea. Rev. 127, 2204-2210, for lon-lat grids).
+* **bilinear** (winds): linear in longitude (periodic) and latitude between source centres; target
+  points poleward of the outermost source row take that row's value (constant extrapolation over at
+  most half a source cell). Conservative averaging is available for winds too.
+
+Source cell edges are the ``bounds`` variables when the file has them, otherwise midpoints between
+centres, with the outermost latitude edges at the poles. Grids must be global: every problem (gap to
+a pole, less than 360 degrees of longitude, non-monotonic or repeated coordinates) raises a
+ValueError naming the file and the coordinate.
+
+Vertical: :func:`interpolate_log_pressure`, linear in ``ln p`` between source levels, constant
+beyond the outermost source levels (the count of such points is returned so callers can report it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from diffflux.grid import LatLonGrid
+
+
+def _where(where: str) -> str:
+    return f"{where}: " if where else ""
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class SourceGrid:
+    """A validated global source grid.
+
+    Attributes:
+        lat: ``(ny,)`` ascending latitude centres [degrees north].
+        lon: ``(nx,)`` ascending longitude centres [degrees east] (within one 360-degree turn).
+        lat_edges: ``(ny + 1,)`` ascending edges, ``-90`` and ``90`` at the ends.
+        lon_edges: ``(nx + 1,)`` ascending edges, ``lon_edges[-1] = lon_edges[0] + 360``.
+        lat_flip: the file's latitudes run north to south (fields are flipped on input).
+        lon_order: ``(nx,)`` indices that put the file's longitude axis in ascending order.
+    """
+
+    lat: np.ndarray
+    lon: np.ndarray
+    lat_edges: np.ndarray
+    lon_edges: np.ndarray
+    lat_flip: bool
+    lon_order: np.ndarray
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.lat.size, self.lon.size)
+
+    def orient(self, field: np.ndarray) -> np.ndarray:
+        """Put a field ``(..., ny, nx)`` in file order into ascending latitude and longitude
+        order."""
+        field = np.asarray(field)
+        if self.lat_flip:
+            field = field[..., ::-1, :]
+        return np.take(field, self.lon_order, axis=-1)
+
+    def area(self, radius: float = 1.0) -> np.ndarray:
+        """Cell areas ``(ny, nx)`` on a sphere of ``radius`` [m2 for radius in m]."""
+        s = np.sin(np.deg2rad(self.lat_edges))
+        s[0], s[-1] = -1.0, 1.0
+        return radius**2 * np.outer(np.diff(s), np.deg2rad(np.diff(self.lon_edges)))
+
+    def same_as(self, grid: LatLonGrid, tol: float = 1e-6) -> bool:
+        """True when the source cells are the model grid's cells (within ``tol`` degrees)."""
+        if self.lat.size != grid.nlat or self.lon.size != grid.nlon:
+            return False
+        if not np.allclose(self.lat_edges, grid.lat_edges, atol=tol, rtol=0):
+            return False
+        d = (self.lon_edges - grid.lon_edges + 180.0) % 360.0 - 180.0
+        return bool(np.allclose(d, 0.0, atol=tol, rtol=0))
+
+
+def _check_monotonic(values: np.ndarray, name: str, where: str) -> int:
+    """Return +1 for strictly increasing, -1 for strictly decreasing; raise otherwise."""
+    if values.ndim != 1:
+        raise ValueError(
+            f"{_where(where)}coordinate '{name}' must be one-dimensional (a regular lon-lat grid), "
+            f"found shape {values.shape}"
+        )
+    if not np.all(np.isfinite(values)):
+        raise ValueError(f"{_where(where)}coordinate '{name}' contains non-finite values")
+    if values.size < 2:
+        raise ValueError(
+            f"{_where(where)}coordinate '{name}' has {values.size} value(s); a global grid "
+            "needs >= 2"
+        )
+    d = np.diff(values)
+    if np.all(d > 0):
+        return 1
+    if np.all(d < 0):
+        return -1
+    k = int(np.argmax(d <= 0) if d[0] > 0 else np.argmax(d >= 0))
+    raise ValueError(
+        f"{_where(where)}coordinate '{name}' is not strictly monotonic: expected increasing or "
+        f"decreasing values, found {values[k]:g} followed by {values[k + 1]:g} at index {k}"
+    )
+
+
+def source_grid(
+    lat,
+    lon,
+    *,
+    lat_bounds=None,
+    lon_bounds=None,
+    lat_name: str = "lat",
+    lon_name: str = "lon",
+    where: str = "",
+) -> SourceGrid:
+    """Validate global lon-lat coordinates and build their cell edges.
+
+    Args:
+        lat, lon: 1-D centre coordinates [degrees]; latitude in either order, longitude increasing
+            or decreasing in any 360-degree range (e.g. 0..360 or -180..180).
+        lat_bounds, lon_bounds: optional ``(n, 2)`` CF bounds [degrees].
+        lat_name, lon_name: coordinate names used in error messages.
+        where: file (and variable) for error messages.
+
+    Raises:
+        ValueError: non-monotonic coordinates, latitudes outside [-90, 90], a latitude gap to a
+            pole, or longitudes that do not cover 360 degrees (or repeat a point).
+    """
+    lat = np.asarray(lat, dtype=np.float64)
+    lon = np.asarray(lon, dtype=np.float64)
+    lat_dir = _check_monotonic(lat, lat_name, where)
+    _check_monotonic(lon, lon_name, where)
+    lat_flip = lat_dir < 0
+    lat_s = lat[::-1] if lat_flip else lat
+    if lat_s[0] < -90.0 - 1e-9 or lat_s[-1] > 90.0 + 1e-9:
+        raise ValueError(
+            f"{_where(where)}coordinate '{lat_name}' must lie in [-90, 90] degrees north, found "
+            f"{lat_s[0]:g} .. {lat_s[-1]:g}"
+        )
+
+    # ---- latitude edges
+    if lat_bounds is not None:
+        b = np.asarray(lat_bounds, dtype=np.float64)
+        b = b[::-1] if lat_flip else b
+        lat_edges = np.concatenate([[b[0].min()], b.max(axis=1)])
+        if not np.allclose(b.min(axis=1)[1:], b.max(axis=1)[:-1], atol=1e-6):
+            raise ValueError(f"{_where(where)}bounds of '{lat_name}' are not contiguous")
+    else:
+        mid = 0.5 * (lat_s[1:] + lat_s[:-1])
+        lat_edges = np.concatenate([[lat_s[0] - (mid[0] - lat_s[0])], mid,
+                                    [lat_s[-1] + (lat_s[-1] - mid[-1])]])
+    tol = 1e-3 * float(np.min(np.diff(lat_s)))
+    if lat_edges[0] > -90.0 + tol or lat_edges[-1] < 90.0 - tol:
+        raise ValueError(
+            f"{_where(where)}grid does not cover the globe: the cells of '{lat_name}' span "
+            f"{lat_edges[0]:g} .. {lat_edges[-1]:g} degrees north (centres {lat_s[0]:g} .. "
+            f"{lat_s[-1]:g}); expected cells reaching both poles (-90 and 90)"
+        )
+    lat_edges = np.clip(lat_edges, -90.0, 90.0)
+    if np.any(np.diff(lat_edges) <= 0):
+        raise ValueError(f"{_where(where)}cells of '{lat_name}' have non-positive widths")
+
+    # ---- longitude: sort into one turn starting near -180
+    wrapped = (lon + 180.0) % 360.0 - 180.0
+    order = np.argsort(wrapped, kind="stable")
+    lon_s = wrapped[order]
+    if np.any(np.diff(lon_s) <= 1e-9):
+        k = int(np.argmax(np.diff(lon_s) <= 1e-9))
+        raise ValueError(
+            f"{_where(where)}coordinate '{lon_name}' repeats a longitude modulo 360 ({lon_s[k]:g} "
+            f"degrees; a cyclic duplicate column such as 0 and 360): expected each meridian once. "
+            f"Drop the duplicate, e.g. ds.isel({lon_name}=slice(None, -1))"
+        )
+    if lon_bounds is not None:
+        b = np.asarray(lon_bounds, dtype=np.float64)[order]
+        lo = b.min(axis=1)
+        shift = lon_s - 0.5 * (b[:, 0] + b[:, 1])
+        shift = 360.0 * np.round(shift / 360.0)
+        lo = lo + shift
+        hi = b.max(axis=1) + shift
+        lon_edges = np.concatenate([lo[:1], hi])
+        if not np.allclose(lo[1:], hi[:-1], atol=1e-6):
+            raise ValueError(f"{_where(where)}bounds of '{lon_name}' are not contiguous")
+    else:
+        gaps = np.diff(np.concatenate([lon_s, [lon_s[0] + 360.0]]))
+        mid = lon_s[:-1] + 0.5 * gaps[:-1]
+        first = lon_s[0] - 0.5 * gaps[-1]
+        lon_edges = np.concatenate([[first], mid, [first + 360.0]])
+        if gaps[-1] > 1.5 * np.max(gaps[:-1]) + 1e-9:
+            raise ValueError(
+                f"{_where(where)}grid does not cover the globe: coordinate '{lon_name}' spans "
+                f"{lon_s[0]:g} .. {lon_s[-1]:g} degrees east with a gap of {gaps[-1]:g} degrees "
+                f"across the date line/meridian (spacing elsewhere <= {np.max(gaps[:-1]):g}); "
+                "expected 360 "
+                f"degrees of longitude"
+            )
+    if abs(lon_edges[-1] - lon_edges[0] - 360.0) > 1e-6:
+        raise ValueError(
+            f"{_where(where)}grid does not cover the globe: cells of '{lon_name}' span "
+            f"{lon_edges[-1] - lon_edges[0]:g} degrees, expected 360"
+        )
+    return SourceGrid(
+        lat=lat_s,
+        lon=lon_s,
+        lat_edges=lat_edges,
+        lon_edges=lon_edges,
+        lat_flip=lat_flip,
+        lon_order=order,
+    )
+
+
+def model_source_grid(grid: LatLonGrid) -> SourceGrid:
+    """The model grid itself as a :class:`SourceGrid` (for arrays already on the model grid)."""
+    return SourceGrid(
+        lat=grid.lat.copy(),
+        lon=grid.lon.copy(),
+        lat_edges=grid.lat_edges.copy(),
+        lon_edges=grid.lon_edges.copy(),
+        lat_flip=False,
+        lon_order=np.arange(grid.nlon),
+    )
+
+
+# -------------------------------------------------------------------------------------------------
+# 1-D weight matrices
+# -------------------------------------------------------------------------------------------------
+
+
+def _overlap(t0, t1, s0, s1):
+    hi = np.minimum(t1[:, None], s1[None, :])
+    lo = np.maximum(t0[:, None], s0[None, :])
+    return np.maximum(0.0, hi - lo)
+
+
+def conservative_lat_weights(src_edges, tgt_edges) -> np.ndarray:
+    """``(nt, ns)`` weights: target value = ``W @ source`` for area-weighted latitude averaging.
+
+    Overlaps are measured in ``sin(lat)`` (proportional to area on the sphere); each row sums to 1.
+    """
+    s = np.sin(np.deg2rad(np.asarray(src_edges, dtype=np.float64)))
+    t = np.sin(np.deg2rad(np.asarray(tgt_edges, dtype=np.float64)))
+    s[0], s[-1] = -1.0, 1.0
+    t[0], t[-1] = -1.0, 1.0
+    o = _overlap(t[:-1], t[1:], s[:-1], s[1:])
+    return o / np.diff(t)[:, None]
+
+
+def conservative_lon_weights(src_edges, tgt_edges) -> np.ndarray:
+    """``(nt, ns)`` periodic overlap weights in longitude; each row sums to 1."""
+    s = np.asarray(src_edges, dtype=np.float64)
+    t = np.asarray(tgt_edges, dtype=np.float64)
+    # bring the source start into [t0, t0 + 360) and add the neighbouring turns
+    shift = np.floor((s[0] - t[0]) / 360.0) * 360.0
+    s = s - shift
+    o = np.zeros((t.size - 1, s.size - 1))
+    for k in (-1, 0, 1):
+        o += _overlap(t[:-1], t[1:], s[:-1] + 360.0 * k, s[1:] + 360.0 * k)
+    return o / np.diff(t)[:, None]
+
+
+def bilinear_lat_weights(src_centres, tgt_centres) -> np.ndarray:
+    """``(nt, ns)`` linear interpolation in latitude; constant beyond the outermost source rows."""
+    s = np.asarray(src_centres, dtype=np.float64)
+    t = np.asarray(tgt_centres, dtype=np.float64)
+    w = np.zeros((t.size, s.size))
+    j = np.clip(np.searchsorted(s, t, side="right") - 1, 0, s.size - 2)
+    f = np.clip((t - s[j]) / (s[j + 1] - s[j]), 0.0, 1.0)
+    rows = np.arange(t.size)
+    w[rows, j] += 1.0 - f
+    w[rows, j + 1] += f
+    return w
+
+
+def bilinear_lon_weights(src_centres, tgt_centres) -> np.ndarray:
+    """``(nt, ns)`` periodic linear interpolation in longitude."""
+    s = np.asarray(src_centres, dtype=np.float64)
+    t = np.asarray(tgt_centres, dtype=np.float64)
+    n = s.size
+    ext = np.concatenate([s, [s[0] + 360.0]])
+    tt = s[0] + (t - s[0]) % 360.0
+    i = np.clip(np.searchsorted(ext, tt, side="right") - 1, 0, n - 1)
+    f = (tt - ext[i]) / (ext[i + 1] - ext[i])
+    w = np.zeros((t.size, n))
+    rows = np.arange(t.size)
+    w[rows, i] += 1.0 - f
+    w[rows, (i + 1) % n] += f
+    return w
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class HorizontalRegridder:
+    """Separable regridding from a :class:`SourceGrid` to a model grid.
+
+    ``conservative(field)`` and ``bilinear(field)`` take ``(..., ny, nx)`` in *file order* (the
+    source orientation is applied) and return ``(..., nlat, nlon)`` on the model grid.
+    """
+
+    source: SourceGrid
+    grid: LatLonGrid
+    lat_cons: np.ndarray
+    lon_cons: np.ndarray
+    lat_bil: np.ndarray
+    lon_bil: np.ndarray
+    identity: bool = False
+
+    @classmethod
+    def build(cls, source: SourceGrid, grid: LatLonGrid) -> HorizontalRegridder:
+        """Weights for ``source -> grid``; identical grids are copied exactly (``identity``)."""
+        return cls(
+            source=source,
+            grid=grid,
+            identity=source.same_as(grid),
+            lat_cons=conservative_lat_weights(source.lat_edges, grid.lat_edges),
+            lon_cons=conservative_lon_weights(source.lon_edges, grid.lon_edges),
+            lat_bil=bilinear_lat_weights(source.lat, grid.lat),
+            lon_bil=bilinear_lon_weights(source.lon, grid.lon),
+        )
+
+    @staticmethod
+    def _apply(wlat, wlon, field):
+        tmp = np.matmul(field, wlon.T)
+        return np.matmul(wlat, tmp)
+
+    def conservative(self, field, *, oriented: bool = False) -> np.ndarray:
+        """Area-conservative remap of ``(..., ny, nx)`` to ``(..., nlat, nlon)``.
+
+        ``field`` is in file order unless ``oriented`` (already ascending in lat and lon).
+        """
+        f = np.asarray(field, dtype=np.float64)
+        f = f if oriented else self.source.orient(f)
+        if self.identity:
+            return f.copy()
+        return self._apply(self.lat_cons, self.lon_cons, f)
+
+    def bilinear(self, field, *, oriented: bool = False) -> np.ndarray:
+        """Bilinear interpolation of ``(..., ny, nx)`` to ``(..., nlat, nlon)`` (see
+        ``conservative``)."""
+        f = np.asarray(field, dtype=np.float64)
+        f = f if oriented else self.source.orient(f)
+        if self.identity:
+            return f.copy()
+        return self._apply(self.lat_bil, self.lon_bil, f)
+
+
+def regrid_conservative(field, lat, lon, grid: LatLonGrid, *, where: str = "") -> np.ndarray:
+    """Area-conservative remap of ``field (..., ny, nx)`` on centres ``lat, lon`` to ``grid``."""
+    src = source_grid(lat, lon, where=where)
+    return HorizontalRegridder.build(src, grid).conservative(field)
+
+
+def regrid_bilinear(field, lat, lon, grid: LatLonGrid, *, where: str = "") -> np.ndarray:
+    """Bilinear interpolation of ``field (..., ny, nx)`` on centres ``lat, lon`` to ``grid``."""
+    src = source_grid(lat, lon, where=where)
+    return HorizontalRegridder.build(src, grid).bilinear(field)
+
+
+# -------------------------------------------------------------------------------------------------
+# vertical
+# -------------------------------------------------------------------------------------------------
+
+
+def interpolate_log_pressure(values, p_src, p_tgt):
+    """Interpolate along the level axis linearly in ``ln p``.
+
+    Args:
+        values: ``(ns, ...)`` values on source levels (any level order).
+        p_src: ``(ns,)`` or ``(ns, ...)`` source pressures [Pa], positive.
+        p_tgt: ``(nt, ...)`` target pressures [Pa], positive.
+
+    Returns:
+        ``(result (nt, ...), n_outside)``: the interpolated values and the number of target points
+        outside the source pressure range, where the nearest source level's value is used.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    p_tgt = np.asarray(p_tgt, dtype=np.float64)
+    p_src = np.asarray(p_src, dtype=np.float64)
+    if p_src.ndim == 1:
+        p_src = p_src.reshape((-1,) + (1,) * (values.ndim - 1))
+    p_src = np.broadcast_to(p_src, values.shape)
+    if np.any(p_src <= 0) or np.any(p_tgt <= 0):
+        raise ValueError("interpolate_log_pressure: pressures must be positive")
+    ns = values.shape[0]
+    if ns == 1:
+        out = np.broadcast_to(values, (p_tgt.shape[0],) + values.shape[1:]).copy()
+        return out, int(np.prod(out.shape))
+    # sort source levels by pressure (ascending) column by column
+    order = np.argsort(p_src, axis=0)
+    lp = np.log(np.take_along_axis(p_src, order, axis=0))
+    v = np.take_along_axis(values, order, axis=0)
+    out = np.empty((p_tgt.shape[0],) + values.shape[1:])
+    n_out = 0
+    for t in range(p_tgt.shape[0]):
+        x = np.log(np.broadcast_to(p_tgt[t], values.shape[1:]))
+        idx = np.sum(lp < x[None], axis=0)
+        lo = np.clip(idx - 1, 0, ns - 2)
+        lp0 = np.take_along_axis(lp, lo[None], axis=0)[0]
+        lp1 = np.take_along_axis(lp, lo[None] + 1, axis=0)[0]
+        f = (x - lp0) / (lp1 - lp0)
+        n_out += int(np.sum((f < 0) | (f > 1)))
+        f = np.clip(f, 0.0, 1.0)
+        v0 = np.take_along_axis(v, lo[None], axis=0)[0]
+        v1 = np.take_along_axis(v, lo[None] + 1, axis=0)[0]
+        out[t] = v0 + f * (v1 - v0)
+    return out, n_out
