@@ -102,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Forward transport of SF6, CO2 and CH4 tracers on the built-in "
                                    "climatology; writes netCDF and a summary into --out.")
     d.add_argument("--out", default="diffflux_out", help="output folder (default: %(default)s)")
-    d.add_argument("--days", type=float, default=60.0, help="simulated days (default: %(default)s)")
+    d.add_argument("--days", type=float, default=30.0, help="simulated days (default: %(default)s)")
     d.add_argument("--resolution", default="4x5", help="'4x5', '2x2.5', '8x10' ... (default: %(default)s)")
     d.add_argument("--levels", default="L10", help="level set L10/L25/L47 (default: %(default)s)")
     d.add_argument("--float64", action="store_true", help="run in float64 (default float32)")

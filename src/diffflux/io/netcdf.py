@@ -41,6 +41,7 @@ def mixing_ratio_dataset(
     units: list[str] | None = None,
     reference_time: _dt.datetime | None = None,
     attrs: dict | None = None,
+    level_index: list[int] | None = None,
 ) -> xr.Dataset:
     """Mixing ratios as a CF dataset.
 
@@ -53,6 +54,7 @@ def mixing_ratio_dataset(
             e.g. ``1e6, "ppm"``).
         reference_time: datetime of ``t = 0`` (default 2000-01-01).
         attrs: global attributes to add.
+        level_index: model levels that ``chi`` holds (default: all levels of ``grid``).
     """
     chi = np.asarray(chi)
     has_time = chi.ndim == 5
@@ -65,6 +67,9 @@ def mixing_ratio_dataset(
     units = units or ["mol mol-1"] * ntr
     ref = reference_time or _dt.datetime(2000, 1, 1)
     coords = grid_coords(grid)
+    if level_index is not None:
+        coords["level"] = coords["level"].isel(level=list(level_index))
+        coords["p_ref"] = coords["p_ref"].isel(level=list(level_index))
     dims = ("level", "lat", "lon")
     if has_time:
         if times is None or len(times) != chi.shape[0]:
