@@ -122,7 +122,9 @@ def run(
         if nsteps % seg:
             raise ValueError(f"run: segment={seg} must divide nsteps={nsteps}")
     nseg = nsteps // seg
-    seg_fn = (lambda s, n0: inner(s, n0, seg))
+    def seg_fn(s, n0):
+        return inner(s, n0, seg)
+
     if checkpoint == "nested":
         seg_fn = jax.checkpoint(seg_fn)
 
