@@ -1,18 +1,15 @@
 """Met sources built from plain arrays or from Python functions of (time, lon, lat[, pressure]).
 
 * :func:`met_from_arrays`: winds, surface pressure and optional fields given as arrays at a few
-  record
-  times (on the model grid, or on any global lon-lat grid with ``lat``/``lon`` given, then
+  record times (on the model grid, or on any global lon-lat grid with ``lat``/``lon`` given, then
   regridded); returns a time-interpolating met source, mass-balanced by default
   (:mod:`diffflux.met.balance`).
 * :func:`met_from_functions`: pure JAX functions evaluated on the model grid at the time the
-  transport
-  asks for (inside the scan), with the same mass-flux balancing done in JAX.
+  transport asks for (inside the scan), with the same mass-flux balancing done in JAX.
 * :class:`MetOnGrid` + :func:`build_met`: the common last stage, also used by the netCDF reader.
 
 Array layout everywhere: ``(time, level, lat, lon)``, level 0 at the surface, latitudes south to
-north and longitudes ``grid.lon`` (cell centres from -180 degrees) when the arrays are on the model
-grid.
+north and longitudes ``grid.lon`` (cell centres from -180 degrees) on the model grid.
 """
 
 from __future__ import annotations
@@ -67,6 +64,11 @@ def seconds_since(times, reference_time, *, where: str = "times") -> np.ndarray:
         where: description for error messages.
     """
     arr = np.atleast_1d(np.asarray(times))
+    if arr.dtype.kind in "US":  # ISO strings
+        try:
+            arr = arr.astype("datetime64[ns]")
+        except ValueError as exc:
+            raise ValueError(f"{where}: cannot read {arr.tolist()} as ISO dates") from exc
     if np.issubdtype(arr.dtype, np.number):
         return arr.astype(np.float64)
     if reference_time is None:
@@ -332,8 +334,7 @@ def met_from_arrays(
         if edge > 0:
             raise ValueError(
                 f"{where}: variable 'conv_mflux' must be zero at the surface and model-top "
-                "interfaces "
-                f"(no mass leaves the column), found |value| up to {edge:g} kg m-2 s-1"
+                f"interfaces (no mass leaves the column), found |value| up to {edge:g} kg m-2 s-1"
             )
         conv_g = conv_g * grid.area[None, None]
     omega_g = get("omega", omega, nlev)

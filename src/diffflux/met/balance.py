@@ -16,8 +16,8 @@ constraint, with the geometric face weights ``w = face length / centre distance`
 is ``dF_col = W G^T chi`` (a discrete velocity-potential gradient), where ``chi`` solves the Poisson
 equation ``G W G^T chi = r`` with ``r`` the column residual. On the regular grid this operator is a
 periodic second difference in longitude (weights constant along a row) plus a tridiagonal coupling
-in
-latitude: an FFT in longitude leaves one tridiagonal system per zonal wavenumber, solved directly.
+in latitude: an FFT in longitude leaves one tridiagonal system per zonal wavenumber, solved
+directly.
 The column correction is shared among the layers in proportion to their face pressure thickness,
 which is what minimises the layer-weighted norm. The wavenumber-0 system is singular (constant
 ``chi``); it is solved with ``chi = 0`` in the southernmost row, which is exact because the residual
@@ -336,6 +336,30 @@ class BalancedMet(MetSource):
 
     times: jax.Array
     stack: MetFields
+
+    def check_steps(self, *, dt: float, nsteps: int, t0: float = 0.0) -> None:
+        """Raise unless a run of ``nsteps`` steps of ``dt`` [s] from ``t0`` fits this met exactly.
+
+        The balanced fluxes keep the air mass on the met ``ps`` only if every met time inside the
+        run is a step boundary and the run stays within the record (call outside jit).
+        """
+        times = np.asarray(self.times, dtype=np.float64)
+        t_end = t0 + nsteps * dt
+        if times.size > 1 and (t0 < times[0] - 1e-6 or t_end > times[-1] + 1e-6):
+            raise ValueError(
+                f"BalancedMet: the run [{t0:g}, {t_end:g}] s leaves the met record "
+                f"[{times[0]:g}, {times[-1]:g}] s; outside it the fluxes are clamped and the air "
+                "mass no longer follows ps"
+            )
+        inside = times[(times > t0) & (times < t_end)]
+        k = (inside - t0) / dt
+        off = np.abs(k - np.round(k)) * dt
+        if np.any(off > 1e-6 * max(dt, 1.0)):
+            bad = inside[int(np.argmax(off))]
+            raise ValueError(
+                f"BalancedMet: met time {bad:g} s is not a step boundary of dt={dt:g} s from "
+                f"t0={t0:g} s; choose dt dividing the met interval and start on a met time"
+            )
 
     def fields(self, t) -> MetFields:
         times = self.times

@@ -14,23 +14,25 @@ What it represents (zonal-mean circulation plus parameterised eddies):
   mass constant to round-off.
 * **Zonal wind** ``u(lat, p, t)``: subtropical/mid-latitude jets peaking near 200 hPa (annual mean
   35 m s-1, stronger and more equatorward in winter; Peixoto & Oort 1992, ch. 7), easterly trades
-  and surface westerlies in the lowest 500 hPa. The zonal flux is uniform along each latitude circle,
-  so it is exactly non-divergent.
+  and surface westerlies in the lowest 500 hPa. The zonal flux is uniform along each latitude
+  circle, so it is exactly non-divergent.
 * **Mean meridional circulation**: Hadley and Ferrel cells from a zonal-total mass streamfunction
-  ``Psi(lat, p)`` [kg s-1] (Peixoto & Oort 1992, fig. 7.19; Dima & Wallace 2003). The meridional
-  air-mass flux of level ``k`` through a latitude circle is ``Psi(p_{k}) - Psi(p_{k+1})`` times a
-  sign (differences between the bottom and top interfaces of the level), shared equally by the
-  ``nlon`` faces of the circle; its column sum telescopes to zero, and the vertical branch of the
+  ``Psi(lat, p) = Psi(lat) P(p)`` [kg s-1] (Peixoto & Oort 1992, fig. 7.19; Dima & Wallace 2003)
+  with ``P`` zero at the surface and above ``overturning_top_pressure``. The northward air-mass
+  flux of level ``k`` through a latitude circle is ``Psi(lat) (P(p_{k+1}) - P(p_k))`` (the
+  difference between the top and bottom interfaces of the level), shared equally by the ``nlon``
+  faces of the circle; its column sum telescopes to zero, and the vertical branch of the
   cells (rising at the ITCZ, sinking in the subtropics) follows from continuity inside the transport
   (:func:`~diffflux.transport.advection.vertical_mass_flux`). The ITCZ (the boundary between the two
   Hadley cells) migrates seasonally, ``lat_ITCZ = itcz_lat_mean + itcz_lat_amplitude cos(2 pi (t -
   t_peak) / yr)``, and the winter Hadley cell is stronger and reaches across the equator.
 * **Eddies**: stationary and transient eddies are represented by a horizontal eddy diffusivity
-  ``kh`` [m2 s-1] (mid-latitude tropospheric values of order 1e6 m2 s-1, smaller in the deep tropics;
-  Newell et al. 1969, Plumb & Mahlman 1987), used by :class:`~diffflux.transport.HorizontalDiffusion`.
-* **Boundary layer**: ``Kz`` profile ``kappa w_s z (1 - z / h)^2`` (Holtslag & Boville 1993) with the
-  mixed-layer depth ``h`` and velocity scale ``w_s`` following the local cosine of the solar zenith
-  angle (diurnal cycle in local solar time and seasonal cycle from the solar declination);
+  ``kh`` [m2 s-1] (mid-latitude tropospheric values of order 1e6 m2 s-1, smaller in the deep
+  tropics; Newell et al. 1969, Plumb & Mahlman 1987), used by
+  :class:`~diffflux.transport.HorizontalDiffusion`.
+* **Boundary layer**: ``Kz`` profile ``kappa w_s z (1 - z / h)^2`` (Holtslag & Boville 1993) with
+  the mixed-layer depth ``h`` and velocity scale ``w_s`` following the local cosine of the solar
+  zenith angle (diurnal cycle in local solar time and seasonal cycle from the solar declination);
   constant background diffusivities in the free troposphere and the stratosphere.
 * **Convection**: a tropical updraft mass flux ``conv_mflux`` [kg s-1 per cell] centred on the ITCZ
   (entraining below ``conv_peak_pressure``, detraining between it and ``conv_top_pressure``), for
@@ -44,7 +46,14 @@ circulation, explicit stationary waves), extratropical convection and fronts (th
 is carried by the free-tropospheric ``Kz``), the Brewer-Dobson circulation.
 
 The default parameters are calibrated so that an SF6-like tracer emitted at 30-60N has an
-interhemispheric exchange time between 1.0 and 1.5 years (:mod:`diffflux.met.exchange`).
+interhemispheric exchange time between 1.0 and 1.5 years (:mod:`diffflux.met.exchange`): with all
+other values at their literature-based defaults, the horizontal eddy diffusivities were the
+calibration knobs (``kh_extratropics = 1.2e6``, ``kh_tropics = 7e5`` m2 s-1), giving 1.29 yr at
+4 x 5 degrees with 10 levels. The exchange time is most sensitive to the tropical diffusivity
+(raising it from 5e5 to 1e6 m2 s-1 shortened it by 25 %), less to the Hadley strength (+50 %
+strength: -10 %), and it lengthens slightly with more vertical mixing (free-tropospheric ``Kz``
+5 -> 20 m2 s-1: +6 %; convective mass flux doubled: +3 %), which lifts the tracer to levels where
+the exchange is slower.
 """
 
 from __future__ import annotations
@@ -101,7 +110,7 @@ class ClimatologyParams(eqx.Module):
     """Poleward edge of the Hadley cells (annual mean) [degrees] (about 30 degrees; Peixoto & Oort
     1992)."""
     edge_shift: float = 0.5
-    """Fraction of the ITCZ displacement by which the cell edges (Hadley and Ferrel) follow it [1]."""
+    """Fraction of the ITCZ displacement by which the cell edges (Hadley, Ferrel) follow it [1]."""
     ferrel_edge_lat: float = 60.0
     """Poleward edge of the Ferrel cells [degrees] (about 60 degrees)."""
     ferrel_strength: float = 3.0e10
@@ -118,7 +127,7 @@ class ClimatologyParams(eqx.Module):
 
     # --- zonal wind -------------------------------------------------------------------------------
     jet_speed: float = 35.0
-    """Annual-mean peak zonal-mean wind of the subtropical jets [m s-1] (30-40 m s-1 near 200 hPa)."""
+    """Annual-mean peak zonal-mean wind of the subtropical jets [m s-1] (30-40 m s-1, 200 hPa)."""
     jet_seasonality: float = 0.3
     """Fractional seasonal modulation of the jets [1] (winter jet ~45, summer jet ~25 m s-1)."""
     jet_lat: float = 35.0
@@ -133,17 +142,23 @@ class ClimatologyParams(eqx.Module):
     """Gaussian half-width of the jets in ln(p) [1] (the jet wind falls to 1/e at about 90 and
     450 hPa)."""
     trade_speed: float = 6.0
-    """Speed of the easterly trade winds near the surface at 15 degrees [m s-1] (5-7 m s-1)."""
+    """Peak speed of the easterly trade winds near the surface [m s-1] (zonal mean 5-7 m s-1)."""
+    trade_lat: float = 15.0
+    """Latitude of the trade-wind maximum [degrees] (about 15 degrees in both hemispheres)."""
     surface_westerly_speed: float = 8.0
-    """Speed of the surface westerlies at 50 degrees [m s-1] (6-10 m s-1)."""
+    """Peak speed of the surface westerlies [m s-1] (zonal mean 6-10 m s-1)."""
+    surface_westerly_lat: float = 50.0
+    """Latitude of the surface-westerly maximum [degrees] (about 50 degrees)."""
+    surface_wind_width_lat: float = 12.0
+    """Gaussian half-width in latitude of the trade and surface-westerly belts [degrees]."""
     surface_wind_top_pressure: float = 5.0e4
     """Pressure [Pa] at which the surface-wind pattern has decayed linearly to zero."""
 
-    # --- horizontal eddy diffusivity ---------------------------------------------------------------
-    kh_extratropics: float = 1.0e6
+    # --- horizontal eddy diffusivity --------------------------------------------------------------
+    kh_extratropics: float = 1.2e6
     """Horizontal eddy diffusivity poleward of the tropics [m2 s-1] (1e6 order in mid-latitudes:
     Newell et al. 1969; Plumb & Mahlman 1987)."""
-    kh_tropics: float = 5.0e5
+    kh_tropics: float = 7.0e5
     """Horizontal eddy diffusivity near the ITCZ [m2 s-1] (weaker eddy mixing across the deep
     tropics)."""
     kh_tropical_halfwidth: float = 15.0
@@ -212,7 +227,7 @@ def _sine_lobe(x, lo, hi):
 
 
 def overturning_streamfunction(lat_deg, season, p: ClimatologyParams):
-    """Zonal-total meridional mass streamfunction profile ``Psi(lat)`` [kg s-1] (vertical peak value).
+    """Zonal-total meridional mass streamfunction ``Psi(lat)`` [kg s-1] (its vertical peak value).
 
     Sign convention: positive where the lower branch flows northward (southern Hadley cell and
     northern Ferrel cell), negative for the northern Hadley and southern Ferrel cells.
@@ -254,7 +269,7 @@ def _peaked_profile(pressure, ps, p_peak, p_top):
 
 
 class Climatology(MetSource):
-    """Analytic climatological met on a :class:`~diffflux.grid.LatLonGrid` (see the module docstring).
+    """Analytic climatological met on a :class:`~diffflux.grid.LatLonGrid` (see module docstring).
 
     Args:
         grid: model grid (static).
@@ -262,7 +277,8 @@ class Climatology(MetSource):
         dtype: floating dtype of the fields (default: JAX's default float, float64 under x64).
 
     ``fields(t)`` with ``t`` [s] since 1 January 00 UTC returns :class:`MetFields` with ``ps``,
-    ``mfx``, ``mfy``, ``temperature``, ``kz``, ``conv_mflux`` and ``kh`` (shapes as documented there).
+    ``mfx``, ``mfy``, ``temperature``, ``kz``, ``conv_mflux`` and ``kh`` (shapes as documented
+    there).
     """
 
     grid: LatLonGrid = eqx.field(static=True)
@@ -285,8 +301,8 @@ class Climatology(MetSource):
     def cos_solar_zenith(self, t):
         """Cosine of the solar zenith angle ``(nlat, nlon)`` at cell centres (negative at night).
 
-        Declination ``delta = 23.44 deg sin(2 pi (day - 79) / 365.25)`` (Cooper 1969 form), hour angle
-        from local solar time ``t_utc + lon / 15 h`` (equation of time neglected).
+        Declination ``delta = 23.44 deg sin(2 pi (day - 79) / 365.25)`` (Cooper 1969 form), hour
+        angle from local solar time ``t_utc + lon / 15 h`` (equation of time neglected).
         """
         dtype = self._dtype()
         day = t / SECONDS_PER_DAY
@@ -320,8 +336,9 @@ class Climatology(MetSource):
         )
         vert = jnp.exp(-((jnp.log(pmid / p.jet_pressure) / p.jet_depth) ** 2))
         alat = jnp.abs(lat)
-        surf = -p.trade_speed * jnp.exp(-(((alat - 15.0) / 12.0) ** 2)) + (
-            p.surface_westerly_speed * jnp.exp(-(((alat - 50.0) / 12.0) ** 2))
+        width = p.surface_wind_width_lat
+        surf = -p.trade_speed * jnp.exp(-(((alat - p.trade_lat) / width) ** 2)) + (
+            p.surface_westerly_speed * jnp.exp(-(((alat - p.surface_westerly_lat) / width) ** 2))
         )
         decay = jnp.clip(
             (pmid - p.surface_wind_top_pressure) / (P_REF - p.surface_wind_top_pressure), 0.0, 1.0
@@ -332,8 +349,8 @@ class Climatology(MetSource):
         """``(mfx (nlev, nlat, nlon), mfy (nlev, nlat + 1, nlon))`` [kg s-1].
 
         ``mfx = u dp dy / g`` uniform along each latitude circle; ``mfy`` of level ``k`` through the
-        south face of row ``j`` is ``Psi(lat_j) (P(p_{k+1}) - P(p_k)) / nlon`` with ``P`` the vertical
-        shape of the streamfunction at the level interfaces (zero at the surface and above
+        south face of row ``j`` is ``Psi(lat_j) (P(p_{k+1}) - P(p_k)) / nlon`` with ``P`` the
+        vertical shape of the streamfunction at the level interfaces (zero at the surface and above
         ``overturning_top_pressure``), so the column sum vanishes for every face.
         """
         grid = self.grid
@@ -347,7 +364,9 @@ class Climatology(MetSource):
         lat_e = jnp.asarray(grid.lat_edges, dtype=dtype)
         psi = overturning_streamfunction(lat_e, self.season(t), p)  # (nlat + 1,)
         p_int = jnp.asarray(grid.levels.interfaces(np.float64(P_REF)), dtype=dtype)
-        shape = _peaked_profile(p_int, P_REF, p.overturning_peak_pressure, p.overturning_top_pressure)
+        shape = _peaked_profile(
+            p_int, P_REF, p.overturning_peak_pressure, p.overturning_top_pressure
+        )
         shape = shape.at[0].set(0.0).at[-1].set(0.0)
         dshape = shape[1:] - shape[:-1]  # (nlev,)
         mfy_lat = dshape[:, None] * psi[None, :] / nlon
@@ -428,7 +447,7 @@ class Climatology(MetSource):
         return jnp.broadcast_to(k[None, :, None], self.grid.shape)
 
     def conv_mflux(self, t):
-        """Convective updraft mass flux ``(nlev + 1, nlat, nlon)`` at interfaces [kg s-1 per cell]."""
+        """Convective updraft mass flux ``(nlev + 1, nlat, nlon)`` at interfaces [kg s-1 / cell]."""
         p = self.params
         dtype = self._dtype()
         lat = jnp.asarray(self.grid.lat, dtype=dtype)
@@ -438,7 +457,8 @@ class Climatology(MetSource):
         prof = prof.at[0].set(0.0).at[-1].set(0.0)
         area = jnp.asarray(self.grid.area_lat, dtype=dtype)
         mu = p.conv_mflux_peak * prof[:, None] * (band * area)[None, :]
-        return jnp.broadcast_to(mu[:, :, None], (self.grid.nlev + 1, self.grid.nlat, self.grid.nlon))
+        grid = self.grid
+        return jnp.broadcast_to(mu[:, :, None], (grid.nlev + 1, grid.nlat, grid.nlon))
 
     def fields(self, t) -> MetFields:
         t = jnp.asarray(t, dtype=self._dtype())

@@ -285,8 +285,7 @@ def _hybrid_a(ds, name, where, p0_name=None):
             return a * float(np.asarray(p0.values)) * f0
     raise ValueError(
         f"{where}: hybrid coefficient '{name}' has units {_attr(var, 'units')!r} and the file "
-        "has no "
-        f"p0; expected Pa (or a dimensionless coefficient with a p0 variable)"
+        f"has no p0; expected Pa (or a dimensionless coefficient with a p0 variable)"
     )
 
 
@@ -299,15 +298,11 @@ def _formula_terms(attr: str) -> dict[str, str]:
 
 
 def _level_info(ds: xr.Dataset, dim: str, n: int, where: str) -> LevelInfo:
+    """Pressures along level dimension ``dim``: CF ``formula_terms`` first (hybrid coordinates often
+    also carry approximate pressures with hPa units, e.g. CESM), then pressure units (pressure
+    levels), then hybrid coefficients found by name."""
     coord = ds[dim] if dim in ds.variables else None
     if coord is not None:
-        factor = _pressure_factor(coord, where, dim)
-        if factor is not None:
-            p = np.asarray(coord.values, dtype=np.float64) * factor
-            if np.any(p < 0) or not np.all(np.isfinite(p)):
-                raise ValueError(f"{where}: pressure coordinate '{dim}' has negative or non-finite "
-                                 f"values")
-            return LevelInfo("pressure", p, np.zeros_like(p))
         ft = _attr(coord, "formula_terms")
         if ft:
             terms = _formula_terms(ft)
@@ -318,6 +313,13 @@ def _level_info(ds: xr.Dataset, dim: str, n: int, where: str) -> LevelInfo:
                 b = np.asarray(ds[b_name].values, dtype=np.float64)
                 if a.shape == (n,) and b.shape == (n,):
                     return LevelInfo("hybrid", a, b)
+        factor = _pressure_factor(coord, where, dim)
+        if factor is not None:
+            p = np.asarray(coord.values, dtype=np.float64) * factor
+            if np.any(p < 0) or not np.all(np.isfinite(p)):
+                raise ValueError(f"{where}: pressure coordinate '{dim}' has negative or non-finite "
+                                 f"values")
+            return LevelInfo("pressure", p, np.zeros_like(p))
     for a_name, b_name in MID_COEFFICIENTS + INTERFACE_COEFFICIENTS:
         if a_name in ds.variables and b_name in ds.variables:
             a = _hybrid_a(ds, a_name, where)
@@ -405,8 +407,13 @@ def _open_variable(key: str, spec: VariableSpec, datasets: list[tuple[str, xr.Da
         da = ds[name]
         where = f"file {path}, variable '{name}'"
         dims: dict[str, str] = {}
+        unknown = [str(d) for d in da.dims
+                   if _classify_dim(ds, str(d)) is None and da.sizes[d] > 1]
+        # a 3-D field with one unrecognised dimension and no recognised level: that is the level
+        implied_level = (unknown[0] if spec.three_d and len(unknown) == 1 and not any(
+            _classify_dim(ds, str(d)) == "level" for d in da.dims) else None)
         for d in da.dims:
-            role = _classify_dim(ds, str(d))
+            role = "level" if str(d) == implied_level else _classify_dim(ds, str(d))
             if role is None:
                 if da.sizes[d] == 1:
                     continue
@@ -777,16 +784,14 @@ def _load(variables: dict[str, _Variable], grid: LatLonGrid, reference_time, sta
     for key, count in filled.items():
         if count:
             msg = (f"{variables[key].label()}: {count} missing value(s) below the ground filled "
-                   "from "
-                   "the lowest valid pressure level above")
+                   "from the lowest valid pressure level above")
             notes.append(msg)
             warnings.warn(msg, stacklevel=3)
     for key, count in outside.items():
         if count:
             size = arrays[key].size
             msg = (f"{variables[key].label()}: {count} of {size} model-level values lie outside "
-                   "the "
-                   "source pressure range and take the nearest source level's value")
+                   "the source pressure range and take the nearest source level's value")
             notes.append(msg)
             warnings.warn(msg, stacklevel=3)
     if "conv_mflux" in arrays:

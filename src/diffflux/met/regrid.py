@@ -5,8 +5,7 @@ Preprocessing code (NumPy, float64), run once when met is read; nothing here is 
 Horizontal (source grid -> :class:`~diffflux.grid.LatLonGrid`), separable in latitude and longitude:
 
 * **conservative** (scalars: surface pressure, temperature, Kz, fluxes per m2): the target value is
-  the
-  area-weighted mean of the source cells it overlaps, with exact spherical areas ``a^2 dlon (sin
+  the area-weighted mean of the source cells it overlaps, with exact spherical areas ``a^2 dlon (sin
   lat_n - sin lat_s)``. Overlaps are computed for any pair of grids (nested or not), so the global
   integral ``sum(A v)`` is preserved to round-off (first-order conservative remapping, Jones 1999,
   Mon. Wea. Rev. 127, 2204-2210, for lon-lat grids).
@@ -193,13 +192,13 @@ def source_grid(
         mid = lon_s[:-1] + 0.5 * gaps[:-1]
         first = lon_s[0] - 0.5 * gaps[-1]
         lon_edges = np.concatenate([[first], mid, [first + 360.0]])
-        if gaps[-1] > 1.5 * np.max(gaps[:-1]) + 1e-9:
+        big = int(np.argmax(gaps))
+        if gaps[big] > 1.5 * np.median(gaps) + 1e-9:
+            east = lon_s[(big + 1) % lon_s.size]
             raise ValueError(
-                f"{_where(where)}grid does not cover the globe: coordinate '{lon_name}' spans "
-                f"{lon_s[0]:g} .. {lon_s[-1]:g} degrees east with a gap of {gaps[-1]:g} degrees "
-                f"across the date line/meridian (spacing elsewhere <= {np.max(gaps[:-1]):g}); "
-                "expected 360 "
-                f"degrees of longitude"
+                f"{_where(where)}grid does not cover the globe: coordinate '{lon_name}' has a gap "
+                f"of {gaps[big]:g} degrees between {lon_s[big]:g} and {east:g} degrees east "
+                f"(typical spacing {np.median(gaps):g}); expected 360 degrees of longitude"
             )
     if abs(lon_edges[-1] - lon_edges[0] - 360.0) > 1e-6:
         raise ValueError(

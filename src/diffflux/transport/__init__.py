@@ -1,5 +1,7 @@
 """Finite-volume, mass-conserving, differentiable global transport."""
 
+from diffflux.transport.chemistry import FirstOrderLoss
+from diffflux.transport.convection import ConvectiveMassFlux, convective_courant, convective_substeps
 from diffflux.transport.diffusion import HorizontalDiffusion, ImplicitVerticalDiffusion
 from diffflux.transport.model import Transport, TransportState
 from diffflux.transport.reconstruction import PPM, PiecewiseLinear, Reconstruction
@@ -7,6 +9,8 @@ from diffflux.transport.run import check_time_step, courant_numbers, make_runner
 
 __all__ = [
     "PPM",
+    "ConvectiveMassFlux",
+    "FirstOrderLoss",
     "HorizontalDiffusion",
     "ImplicitVerticalDiffusion",
     "PiecewiseLinear",
@@ -14,6 +18,8 @@ __all__ = [
     "Transport",
     "TransportState",
     "check_time_step",
+    "convective_courant",
+    "convective_substeps",
     "courant_numbers",
     "make_runner",
     "run",

@@ -1,36 +1,36 @@
 """First-order chemical loss: loss-frequency fields per tracer, calibrated to global lifetimes.
 
-The transport applies ``q <- q exp(-k dt)`` per cell (exact for a loss frequency ``k`` that is constant
-over the step), so the loss stays linear in the tracer and the flux inversion stays linear.
+The transport applies ``q <- q exp(-k dt)`` per cell (exact for a loss frequency ``k`` that is
+constant over the step), so the loss stays linear in the tracer and the flux inversion stays linear.
 :class:`FirstOrderLoss` builds ``k (ntr, nlev, nlat, nlon)`` [s-1] from four process patterns:
 
 * **OH** (``"oh"``): ``k = k_OH(T, p) [OH]`` with the Arrhenius rate constant of the species
   (:class:`~diffflux.species.OHRateConstant`, JPL 19-5) and a packaged analytic OH climatology:
-  ``[OH] = c L(lat) V(p) H_trop(p)`` with ``L = 0.15 + 0.85 exp(-(lat / 40 deg)^2)`` (tropical maximum,
-  about 0.3 of it at 50 deg), ``V = 0.4 + 0.6 exp(-(ln(p / 600 hPa) / 0.6)^2)`` (mid-tropospheric
-  maximum) and a smooth cut-off above the tropopause ``H_trop = 1 / (1 + exp(-ln(p / p_trop) / 0.1))``.
-  It is a smooth, annual-mean pattern resembling the zonal means of Spivakovsky et al. (2000, J.
-  Geophys. Res. 105, 8931-8980), scaled so that its air-mass-weighted tropospheric mean on the
-  reference atmosphere is ``oh_mean`` (default 1.0e6 molecule cm-3, their mean is 1.16e6). There is
-  no season (the ``rates`` interface has no time) and no diurnal cycle.
+  ``[OH] = c L(lat) V(p) H_trop(p)`` with ``L = 0.15 + 0.85 exp(-(lat / 40 deg)^2)`` (tropical
+  maximum, about 0.3 of it at 50 deg), ``V = 0.4 + 0.6 exp(-(ln(p / 600 hPa) / 0.6)^2)``
+  (mid-tropospheric maximum) and a smooth cut-off above the tropopause ``H_trop = 1 / (1 + exp(-ln(p
+  / p_trop) / 0.1))``. It is a smooth, annual-mean pattern resembling the zonal means of Spivakovsky
+  et al. (2000, J. Geophys. Res. 105, 8931-8980), scaled so that its air-mass-weighted tropospheric
+  mean on the reference atmosphere is ``oh_mean`` (default 1.0e6 molecule cm-3, their mean is
+  1.16e6). There is no season (the ``rates`` interface has no time) and no diurnal cycle.
 * **stratosphere** (``"stratosphere"``): loss above the tropopause ``p_trop(lat) = 300 hPa - 200 hPa
   cos^2(lat)`` (100 hPa at the equator, 300 hPa at the poles), growing with log-pressure height as
-  ``ln(p_trop / p)^2``, averaged exactly over each layer's pressure range (so a single layer reaching
-  ``p = 0`` gets its share).
-* **boundary layer** (``"boundary_layer"``): uniform loss in the lowest ``bl_depth`` (default 100 hPa)
-  of each column, weighted by each layer's overlap with it (deposition-like loss, e.g. BC).
+  ``ln(p_trop / p)^2``, averaged exactly over each layer's pressure range (so a single layer
+  reaching ``p = 0`` gets its share).
+* **boundary layer** (``"boundary_layer"``): uniform loss in the lowest ``bl_depth`` (default 100
+  hPa) of each column, weighted by each layer's overlap with it (deposition-like loss, e.g. BC).
 * **uniform** (``"uniform"``): the same frequency everywhere (e.g. NOx).
 
 **Calibration (stated honestly).** The patterns fix only where loss happens. At construction, each
 species' pattern for each of its loss processes is multiplied by the constant that makes its
-air-mass-weighted global-mean loss frequency on the *reference atmosphere* (surface pressure ``ps_ref``,
-default 1000 hPa everywhere, and the U.S. standard-atmosphere temperature unless ``temperature_ref``
-is given) equal ``1 / partial lifetime`` from :mod:`diffflux.species`. The mean of the summed rates is
-then exactly ``1 / lifetime`` on that atmosphere, i.e. the initial e-folding rate of the burden of a
-uniformly mixed tracer. The burden of a non-uniform tracer, or one under different temperatures
-(``met.temperature`` is used when given), decays at a different rate, as it should. For OH species the
-calibration constant times ``oh_mean`` is the OH the species' lifetime implies
-(:meth:`FirstOrderLoss.implied_oh`), a consistency check of the rate constants and lifetimes.
+air-mass-weighted global-mean loss frequency on the *reference atmosphere* (surface pressure
+``ps_ref``, default 1000 hPa everywhere, and the U.S. standard-atmosphere temperature unless
+``temperature_ref`` is given) equal ``1 / partial lifetime`` from :mod:`diffflux.species`. The mean
+of the summed rates is then exactly ``1 / lifetime`` on that atmosphere, i.e. the initial e-folding
+rate of the burden of a uniformly mixed tracer. The burden of a non-uniform tracer, or one under
+different temperatures (``met.temperature`` is used when given), decays at a different rate, as it
+should. For OH species the calibration constant times ``oh_mean`` is the OH the species' lifetime
+implies (:meth:`FirstOrderLoss.implied_oh`), a consistency check of rate constants and lifetimes.
 """
 
 from __future__ import annotations
@@ -48,9 +48,9 @@ from diffflux.grid import LatLonGrid
 from diffflux.met.profiles import standard_atmosphere_temperature
 from diffflux.species import Species, get_species
 
-# ---------------------------------------------------------------------------------------------------
+# -------------------------------------------------------------------------------------------------
 # analytic patterns (NumPy or JAX)
-# ---------------------------------------------------------------------------------------------------
+# -------------------------------------------------------------------------------------------------
 
 OH_LAT_WIDTH = 40.0
 """e-folding latitude of the OH maximum [degrees]."""
@@ -71,7 +71,8 @@ def _xp(x):
 
 
 def tropopause_pressure(lat):
-    """Tropopause pressure [Pa] at latitude ``lat`` [degrees]: 100 hPa at the equator, 300 at the poles."""
+    """Tropopause pressure [Pa] at latitude ``lat`` [degrees]: 100 hPa at the equator, 300 at the
+    poles."""
     xp = _xp(lat)
     c = xp.cos(xp.deg2rad(lat))
     return 300.0e2 - 200.0e2 * c * c
@@ -94,7 +95,8 @@ def oh_shape(lat, p_mid):
 
 
 def _strat_integral(p, p_trop):
-    """``int_0^min(p, p_trop) ln(p_trop / p')^2 dp' = q (L^2 + 2 L + 2)``, ``q = min(p, p_trop)``."""
+    """``int_0^min(p, p_trop) ln(p_trop / p')^2 dp' = q (L^2 + 2 L + 2)``, ``q = min(p,
+    p_trop)``."""
     xp = _xp(p)
     q = xp.minimum(p, p_trop)
     positive = q > 0
@@ -116,7 +118,8 @@ def stratosphere_shape(lat, p_int):
 
 
 def boundary_layer_shape(p_int, depth: float):
-    """Fraction of each layer inside the lowest ``depth`` [Pa] of the column ``(nlev, nlat, nlon)``."""
+    """Fraction of each layer inside the lowest ``depth`` [Pa] of the column ``(nlev, nlat,
+    nlon)``."""
     xp = _xp(p_int)
     p_bl = p_int[0] - depth
     overlap = xp.maximum(p_int[:-1] - xp.maximum(p_int[1:], p_bl[None]), 0.0)
@@ -124,9 +127,11 @@ def boundary_layer_shape(p_int, depth: float):
 
 
 def pressure_from_air(grid: LatLonGrid, air):
-    """Interface pressures ``(nlev + 1, nlat, nlon)`` [Pa] implied by air masses ``(nlev, ...)`` [kg].
+    """Interface pressures ``(nlev + 1, nlat, nlon)`` [Pa] implied by air masses ``(nlev, ...)``
+    [kg].
 
-    ``p`` is accumulated from the model top ``p_top`` down, as in the transport's vertical diffusion.
+    ``p`` is accumulated from the model top ``p_top`` down, as in the transport's vertical
+    diffusion.
     """
     xp = _xp(air)
     area = xp.asarray(grid.area, dtype=air.dtype)
@@ -141,13 +146,14 @@ def _arrhenius(A, E_over_R, pc, temperature, p_mid):
     return A * xp.exp(-E_over_R / temperature) * (1.0 + pc * p_mid / 101325.0)
 
 
-# ---------------------------------------------------------------------------------------------------
+# -------------------------------------------------------------------------------------------------
 # the loss operator
-# ---------------------------------------------------------------------------------------------------
+# -------------------------------------------------------------------------------------------------
 
 
 class FirstOrderLoss(eqx.Module):
-    """Loss frequencies for a list of tracers (see the module docstring for patterns and calibration).
+    """Loss frequencies for a list of tracers (see the module docstring for patterns and
+    calibration).
 
     Build it with :meth:`for_species`. Coefficients are array leaves (so they can be traced or
     differentiated); ``oh_factor`` scales all OH loss (default 1) and is a natural parameter for an
@@ -177,7 +183,8 @@ class FirstOrderLoss(eqx.Module):
     oh_mean: float = eqx.field(static=True)
     bl_depth: float = eqx.field(static=True)
 
-    # ---- construction ------------------------------------------------------------------------------
+    # ---- construction
+    # ------------------------------------------------------------------------------
     @classmethod
     def for_species(
         cls,
@@ -191,19 +198,20 @@ class FirstOrderLoss(eqx.Module):
         temperature_ref=None,
         oh_factor: float = 1.0,
     ) -> FirstOrderLoss:
-        """Calibrated loss for ``species`` (names or :class:`~diffflux.species.Species`) on ``grid``.
+        """Calibrated loss for ``species`` (names or :class:`~diffflux.species.Species`) on
+        ``grid``.
 
         Args:
             species: one entry per tracer, in tracer-axis order.
             grid: model grid (its levels decide where the stratosphere is).
-            lifetimes: optional total lifetimes [s] by species name, replacing the table's (the split
-                between processes is kept), e.g. ``{"SF6": 850 * SECONDS_PER_YEAR}``.
-            oh_mean: air-mass-weighted tropospheric mean of the OH pattern on the reference atmosphere
-                [molecule cm-3] (affects :meth:`implied_oh` only; rates are calibrated).
+            lifetimes: optional total lifetimes [s] by species name, replacing the table's (the
+                split between processes is kept), e.g. ``{"SF6": 850 * SECONDS_PER_YEAR}``.
+            oh_mean: air-mass-weighted tropospheric mean of the OH pattern on the reference
+                atmosphere [molecule cm-3] (affects :meth:`implied_oh` only; rates are calibrated).
             bl_depth: depth of the boundary-layer loss region [Pa].
             ps_ref: ``(nlat, nlon)`` reference surface pressure [Pa] (default ``P_REF`` everywhere).
-            temperature_ref: ``(nlev, nlat, nlon)`` reference temperature [K] (default: U.S. standard
-                atmosphere at the reference layer pressures).
+            temperature_ref: ``(nlev, nlat, nlon)`` reference temperature [K] (default: U.S.
+                standard atmosphere at the reference layer pressures).
             oh_factor: initial value of the OH multiplier.
 
         Raises:
@@ -219,11 +227,11 @@ class FirstOrderLoss(eqx.Module):
         for key, value in lifetimes.items():
             matched = [i for i, s in enumerate(specs) if s.name == get_species(key).name]
             if not matched:
-                raise ValueError(f"FirstOrderLoss.for_species: lifetime given for {key!r}, which is "
-                                 f"not in the species list {list(names)}")
+                raise ValueError(f"FirstOrderLoss.for_species: lifetime given for {key!r}, which "
+                                 f"is not in the species list {list(names)}")
             if not (value > 0 and math.isfinite(value)):
-                raise ValueError(f"FirstOrderLoss.for_species: lifetime of {key!r} must be positive "
-                                 f"and finite [s], found {value}")
+                raise ValueError(f"FirstOrderLoss.for_species: lifetime of {key!r} must be "
+                                 f"positive and finite [s], found {value}")
             for i in matched:
                 specs[i] = specs[i].with_lifetime(float(value))
 
@@ -268,10 +276,10 @@ class FirstOrderLoss(eqx.Module):
                 mean = float((weight * pattern).sum())
                 if not mean > 0:
                     raise ValueError(
-                        f"FirstOrderLoss: species {s.name} has '{term.process}' loss but its pattern "
-                        f"is zero on grid {grid.describe()} (e.g. no level above the tropopause, "
-                        f"model top {grid.levels.p_top:g} Pa); use a grid with such levels or give "
-                        f"the species a different loss process"
+                        f"FirstOrderLoss: species {s.name} has '{term.process}' loss but its "
+                        f"pattern is zero on grid {grid.describe()} (e.g. no level above the "
+                        f"tropopause, model top {grid.levels.p_top:g} Pa); use a grid with such "
+                        f"levels or give the species a different loss process"
                     )
                 coef[term.process][i] = (1.0 / term.lifetime) / mean
         return cls(
@@ -289,14 +297,16 @@ class FirstOrderLoss(eqx.Module):
             bl_depth=float(bl_depth),
         )
 
-    # ---- the interface used by Transport.step -----------------------------------------------------
+    # ---- the interface used by Transport.step
+    # -----------------------------------------------------
     def rates(self, met, air, grid: LatLonGrid):
         """Loss frequencies ``(ntr, nlev, nlat, nlon)`` [s-1] (pure JAX; jit/grad/vmap safe).
 
         Args:
-            met: :class:`~diffflux.met.fields.MetFields`; ``met.temperature`` ``(nlev, nlat, nlon)`` [K]
-                is used when given, else the U.S. standard atmosphere at the layer pressures.
-            air: ``(nlev, nlat, nlon)`` air mass [kg] carried by the transport (gives the pressures).
+            met: :class:`~diffflux.met.fields.MetFields`; ``met.temperature`` ``(nlev, nlat, nlon)``
+                [K] is used when given, else the U.S. standard atmosphere at the layer pressures.
+            air: ``(nlev, nlat, nlon)`` air mass [kg] carried by the transport (gives the
+                pressures).
             grid: model grid.
         """
         air = jnp.asarray(air)
@@ -321,7 +331,8 @@ class FirstOrderLoss(eqx.Module):
         k = k + col(self.uniform) * jnp.ones_like(air)[None]
         return k.astype(dtype)
 
-    # ---- diagnostics ----------------------------------------------------------------------------------
+    # ---- diagnostics
+    # ----------------------------------------------------------------------------------
     def global_lifetimes(self, met, air, grid: LatLonGrid):
         """``(ntr,)`` inverse air-mass-weighted mean loss frequency [s] (``inf`` without loss)."""
         k = self.rates(met, air, grid)

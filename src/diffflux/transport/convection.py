@@ -1,11 +1,12 @@
-"""Conservative convective mass-flux mixing (bulk updraft with entrainment, detrainment and subsidence).
+"""Conservative convective mass-flux mixing: bulk updraft, entrainment, detrainment, subsidence.
 
 Column model after the bulk mass-flux formulation of Tiedtke (1989, "A comprehensive mass flux
 scheme for cumulus parameterization in large-scale models", Mon. Wea. Rev. 117, 1779-1800), reduced
 to what a tracer-transport model needs (as in TM5 and GEOS-Chem, which apply archived updraft mass
 fluxes to tracers): a single updraft whose mass flux is prescribed by the met, no downdrafts.
 
-Placement (level ``k`` between interfaces ``k`` (bottom) and ``k + 1`` (top), level 0 at the surface):
+Placement (level ``k`` between interfaces ``k`` (bottom) and ``k + 1`` (top), level 0 at the
+surface):
 
 * ``Mu (nlev + 1, nlat, nlon)`` [kg s-1 per cell]: updraft mass flux through interface ``k``, >= 0,
   zero at the surface (``k = 0``) and at the model top (``k = nlev``);
@@ -19,15 +20,16 @@ Placement (level ``k`` between interfaces ``k`` (bottom) and ``k + 1`` (top), le
 * compensating environmental subsidence equal to ``Mu`` at every interface, so the net air-mass flux
   of the column vanishes and the air mass is unchanged; it is taken upwind (from the level above).
 
-The net upward tracer flux through interface ``k`` is therefore ``G_k = Mu_k (chi_u,k - chi_k) / M_air``
-[mol s-1] (updraft up minus subsidence down; ``chi_k`` is the level above the interface) and the
-update is the flux difference ``q_k += dt (G_k - G_{k+1})``. Consequences:
+The net upward tracer flux through interface ``k`` is therefore
+``G_k = Mu_k (chi_u,k - chi_k) / M_air`` [mol s-1] (updraft up minus subsidence down; ``chi_k`` is
+the level above the interface) and the update is the flux difference
+``q_k += dt (G_k - G_{k+1})``. Consequences:
 
 * tracer mass is conserved to round-off (each ``G`` leaves one level and enters the next; ``G`` is
   zero at the surface and top);
 * a uniform mixing ratio is a fixed point exactly (``chi_u = chi`` then ``G = 0`` bit for bit);
-* with ``Mu`` fixed the step is linear in the tracer and differentiable in the tracer, the air mass and
-  ``Mu``.
+* with ``Mu`` fixed the step is linear in the tracer; it is differentiable in the tracer, the air
+  mass and ``Mu``.
 
 Time integration is explicit (forward Euler, upwind). Expanding the update gives
 ``chi_k' = (1 - c_k) chi_k + (dt / m_k) (D_k chi_u,k + Mu_{k+1} chi_{k+1})`` with
@@ -78,8 +80,8 @@ def convective_courant(conv_mflux, m, dt):
 def convective_substeps(conv_mflux, m, dt, *, limit: float = 1.0) -> int:
     """Smallest number of equal sub-steps that keeps the convective Courant number <= ``limit``.
 
-    Evaluated eagerly (outside ``jit``); pass the largest updraft mass flux the run will meet (e.g. the
-    maximum over met times). Returns an ``int`` >= 1 for :class:`ConvectiveMassFlux`.
+    Evaluated eagerly (outside ``jit``); pass the largest updraft mass flux the run will meet (e.g.
+    the maximum over met times). Returns an ``int`` >= 1 for :class:`ConvectiveMassFlux`.
     """
     c = float(np.asarray(convective_courant(conv_mflux, m, dt)))
     if not np.isfinite(c):
@@ -96,7 +98,8 @@ class ConvectiveMassFlux(eqx.Module):
 
     Attributes:
         substeps: number of equal explicit sub-steps per call (static).
-        check: raise a run-time error when a sub-step violates ``dt_sub max(Mu_k, Mu_{k+1}) <= m_k``.
+        check: raise a run-time error when a sub-step violates
+            ``dt_sub max(Mu_k, Mu_{k+1}) <= m_k``.
         unroll: ``unroll`` argument of the bottom-up ``lax.scan`` over levels (``True`` unrolls it,
             best for the small level counts of transport models).
     """

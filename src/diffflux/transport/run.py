@@ -154,10 +154,14 @@ def courant_numbers(model: Transport, met: MetSource, state: TransportState, *, 
     mass of the upwind cell. The meridional and vertical ones must be <= 1 for the Eulerian sweeps
     (meridional sweeps use ``dt / 2``); the zonal one may exceed 1 (semi-Lagrangian zonal sweep).
 
+    With a convection scheme and a convective mass flux in the met, ``convective`` is the largest
+    ``dt_sub max(Mu) / m`` of one convective sub-step (it must be <= 1 as well).
+
     Returns:
-        dict with ``zonal``, ``meridional`` and ``vertical`` maxima (floats).
+        dict with ``zonal``, ``meridional``, ``vertical`` (and ``convective``) maxima (floats).
     """
     from diffflux.transport.advection import vertical_mass_flux
+    from diffflux.transport.convection import convective_courant
 
     m = np.asarray(state.air, dtype=np.float64)
     out = {"zonal": 0.0, "meridional": 0.0, "vertical": 0.0}
@@ -177,6 +181,10 @@ def courant_numbers(model: Transport, met: MetSource, state: TransportState, *, 
         out["zonal"] = max(out["zonal"], 0.5 * float(cx.max()))
         out["meridional"] = max(out["meridional"], 0.5 * float(max(cy_pos.max(), cy_neg.max())))
         out["vertical"] = max(out["vertical"], float(max(cz_pos.max(), cz_neg.max())))
+        if model.convection is not None and f.conv_mflux is not None:
+            sub = int(getattr(model.convection, "substeps", 1))
+            cc = float(convective_courant(np.asarray(f.conv_mflux, np.float64), m, dt / sub))
+            out["convective"] = max(out.get("convective", 0.0), cc)
     return out
 
 
@@ -187,8 +195,8 @@ def check_time_step(model: Transport, met: MetSource, state: TransportState, *, 
     Returns the Courant dict (so callers can report the CFL the run used).
     """
     c = courant_numbers(model, met, state, dt=dt, times=times)
-    for key in ("meridional", "vertical"):
-        if c[key] > limit:
+    for key in ("meridional", "vertical", "convective"):
+        if c.get(key, 0.0) > limit:
             raise ValueError(
                 f"unstable time step: dt={dt:g} s gives a {key} Courant number of {c[key]:.3f} "
                 f"(limit {limit}); use dt <= {dt * limit / c[key]:.0f} s"
