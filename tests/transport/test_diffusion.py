@@ -24,7 +24,7 @@ def test_thomas_matches_dense(rng):
 
 
 def _column_model():
-    g = LatLonGrid(4, 2, standard_levels("L25"))
+    g = LatLonGrid(8, 6, standard_levels("L25"))
     ps = jnp.full((g.nlat, g.nlon), 1e5)
     zeros_x = jnp.zeros(g.shape)
     zeros_y = jnp.zeros((g.nlev, g.nlat + 1, g.nlon))
@@ -44,7 +44,8 @@ def test_vertical_diffusion_conserves_and_mixes(rng):
     np.testing.assert_allclose(st1.tracer.sum(axis=1), st.tracer.sum(axis=1), rtol=1e-13)
     c = np.asarray(st1.mixing_ratio())
     assert np.abs(c[1] / 3 - 1).max() < 1e-13  # uniform stays uniform
-    assert c[0].std(axis=0).max() < np.asarray(chi[0]).std(axis=0).max() * 0.2
+    # the lowest ~2 km (mixing time H^2/Kz ~ 1 day) is well mixed after 50 h; the stratosphere is not
+    assert c[0, :5].std(axis=0).max() < np.asarray(chi[0, :5]).std(axis=0).max() * 0.2
 
 
 def test_vertical_diffusion_discrete_mode_decay():

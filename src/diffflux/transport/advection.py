@@ -25,6 +25,7 @@ cumulative mass). Meridional and vertical sweeps are Eulerian and need ``|F| <= 
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 from jax import lax
 
@@ -111,22 +112,17 @@ def sweep_z(q, m, Fz, recon: Reconstruction):
 def _rowwise_searchsorted(edges, values):
     """``searchsorted(edges[r], values[r], side='right')`` for every row ``r`` of the last axis.
 
-    Binary lifting with a static number (``ceil(log2(n + 1))``) of vectorised gathers: no loops in the
-    compiled program (fast to compile, GPU friendly). ``edges (..., n)`` must be sorted along the last
-    axis; ``values (..., k)``; returns int32 counts in ``[0, n]``.
+    ``edges (..., n)`` sorted along the last axis, ``values (..., k)``; returns counts in ``[0, n]``.
+    (A vmapped binary search; measured faster on CPU than an unrolled binary-lifting gather.)
     """
-    n = edges.shape[-1]
-    pos = jnp.zeros(values.shape, dtype=jnp.int32)
-    step = 1 << max(n.bit_length() - 1, 0)
-    while step >= 1:
-        cand = pos + step
-        probe = jnp.take_along_axis(edges, jnp.clip(cand - 1, 0, n - 1), axis=-1)
-        pos = jnp.where((cand <= n) & (probe <= values), cand, pos)
-        step //= 2
-    return pos
+    lead = edges.shape[:-1]
+    e2 = edges.reshape((-1, edges.shape[-1]))
+    v2 = values.reshape((-1, values.shape[-1]))
+    idx = jax.vmap(lambda e, v: jnp.searchsorted(e, v, side="right", method="scan"))(e2, v2)
+    return idx.reshape(lead + (values.shape[-1],))
 
 
-def sweep_x(q, m, Fx, recon: Reconstruction):
+def sweep_x_ffsl(q, m, Fx, recon: Reconstruction):
     """Zonal flux-form semi-Lagrangian sweep on periodic latitude circles (any Courant number).
 
     For the face ``i`` (west face of cell ``i``) the air that crosses it during the sweep occupies the
@@ -177,6 +173,66 @@ def sweep_x(q, m, Fx, recon: Reconstruction):
     f_east = jnp.roll(f, -1, axis=-1)
     F_east = jnp.roll(Fx, -1, axis=-1)
     return q + f - f_east, m + Fx - F_east
+
+
+def sweep_x_eulerian(q, m, Fx, recon: Reconstruction):
+    """Zonal Eulerian sweep on periodic rows (fixed slices; valid for ``|Courant| <= 1``)."""
+    n = m.shape[-1]
+    chi = q * M_AIR / m[None]
+    chi_ext = ghost_periodic(chi, recon.halo + 1, axis=-1)
+    m_ext = ghost_periodic(m, 1, axis=-1)
+    F_ext = jnp.concatenate([Fx, Fx[..., :1]], axis=-1)  # n + 1 faces, face n == face 0
+    f = _face_fluxes_bounded(chi_ext, m_ext[None], F_ext[None], recon, n, axis=-1)
+    return _apply_divergence(q, f, axis=-1), _apply_divergence(m, F_ext, axis=-1)
+
+
+def zonal_courant(m, Fx):
+    """Largest zonal Courant number (air-mass fraction of the upwind cell) of a sweep, a scalar."""
+    c_pos = jnp.maximum(Fx, 0.0) / jnp.roll(m, 1, axis=-1)
+    c_neg = jnp.maximum(-Fx, 0.0) / m
+    return jnp.maximum(jnp.max(c_pos), jnp.max(c_neg))
+
+
+def sweep_x(q, m, Fx, recon: Reconstruction, polar_rows: int | None = None):
+    """Zonal sweep: semi-Lagrangian near the poles, Eulerian elsewhere, exact for any Courant number.
+
+    The ``polar_rows`` rows nearest each pole always use :func:`sweep_x_ffsl`; the others use the
+    cheaper :func:`sweep_x_eulerian`, which gives the same fluxes when ``|Courant| < 1``. If any of
+    those rows has a Courant number >= 1 at run time, the whole sweep falls back to FFSL
+    (``lax.cond``), so the result never depends on the split. ``polar_rows=None`` uses FFSL for all
+    rows.
+
+    Args:
+        q: ``(ntr, nlev, nlat, nlon)`` [mol]; m: ``(nlev, nlat, nlon)`` [kg].
+        Fx: ``(nlev, nlat, nlon)`` [kg] through the west faces.
+        recon: reconstruction.
+        polar_rows: static number of FFSL rows at each pole.
+    """
+    nlat = m.shape[-2]
+    if polar_rows is None or 2 * polar_rows >= nlat:
+        return sweep_x_ffsl(q, m, Fx, recon)
+    p = int(polar_rows)
+
+    def split(_):
+        mid = slice(p, nlat - p)
+        qm, mm = sweep_x_eulerian(q[..., mid, :], m[..., mid, :], Fx[..., mid, :], recon)
+        if p == 0:
+            return qm, mm
+        cat = lambda a, b: jnp.concatenate([a, b], axis=-2)  # noqa: E731
+        qp = cat(q[..., :p, :], q[..., nlat - p:, :])
+        mp = cat(m[..., :p, :], m[..., nlat - p:, :])
+        Fp = cat(Fx[..., :p, :], Fx[..., nlat - p:, :])
+        qp, mp = sweep_x_ffsl(qp, mp, Fp, recon)
+        q_out = jnp.concatenate([qp[..., :p, :], qm, qp[..., p:, :]], axis=-2)
+        m_out = jnp.concatenate([mp[..., :p, :], mm, mp[..., p:, :]], axis=-2)
+        return q_out, m_out
+
+    def full(_):
+        return sweep_x_ffsl(q, m, Fx, recon)
+
+    c_mid = zonal_courant(lax.slice_in_dim(m, p, nlat - p, axis=-2),
+                          lax.slice_in_dim(Fx, p, nlat - p, axis=-2))
+    return lax.cond(c_mid < 1.0, split, full, None)
 
 
 def vertical_mass_flux(Fx, Fy, b):

@@ -19,6 +19,7 @@ import dataclasses
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from diffflux.constants import GRAVITY, M_AIR
 from diffflux.grid import LatLonGrid
@@ -58,6 +59,10 @@ class Transport(eqx.Module):
             (needs ``met.conv_mflux``).
         chemistry: object with ``rates(met, air, grid) -> (ntr, nlev, nlat, nlon)`` loss frequencies
             [s-1], or None.
+        ffsl_latitude: rows poleward of this latitude [degrees] always use the semi-Lagrangian zonal
+            sweep; the others use the Eulerian sweep unless their Courant number reaches 1 (then the
+            whole sweep switches to semi-Lagrangian). A performance setting only: results agree to
+            round-off whatever its value.
     """
 
     grid: LatLonGrid = eqx.field(static=True)
@@ -66,6 +71,12 @@ class Transport(eqx.Module):
     horizontal_diffusion: HorizontalDiffusion | None = None
     convection: eqx.Module | None = None
     chemistry: eqx.Module | None = None
+    ffsl_latitude: float = eqx.field(static=True, default=70.0)
+
+    @property
+    def polar_rows(self) -> int:
+        """Number of rows at each pole that always use the semi-Lagrangian zonal sweep."""
+        return int(np.sum(self.grid.lat > self.ffsl_latitude))
 
     @property
     def is_linear(self) -> bool:
@@ -85,12 +96,12 @@ class Transport(eqx.Module):
         fy = (met.mfy * dt).astype(dtype)
         fz = vertical_mass_flux(fx, fy, self.grid.levels.b)
         r = self.advection
-        q, m = sweep_x(q, m, 0.5 * fx, r)
+        q, m = sweep_x(q, m, 0.5 * fx, r, self.polar_rows)
         q, m = sweep_y(q, m, 0.5 * fy, r)
         if self.grid.nlev > 1:
             q, m = sweep_z(q, m, fz, r)
         q, m = sweep_y(q, m, 0.5 * fy, r)
-        q, m = sweep_x(q, m, 0.5 * fx, r)
+        q, m = sweep_x(q, m, 0.5 * fx, r, self.polar_rows)
         return TransportState(tracer=q, air=m)
 
     def step(self, state: TransportState, met: MetFields, dt, flux=None) -> TransportState:
