@@ -100,3 +100,14 @@ def test_linear_step_adjoint_dot_product(grid_sigma, rng):
     # linear: L(2x) = 2 L(x)
     np.testing.assert_allclose(L(2 * x), 2 * Lx, rtol=1e-12, atol=1e-12 * float(jnp.abs(Lx).max()))
     assert M_AIR > 0
+
+
+def test_elevated_emissions_budget(grid_sigma, rng):
+    g = grid_sigma
+    model, met, st0 = _setup(g, rng, ntr=1)
+    st0 = st0.__class__(tracer=jnp.zeros_like(st0.tracer), air=st0.air)
+    prof = jnp.zeros((1,) + g.shape).at[0, 2].set(3e-9)  # into level 2 only
+    st, _ = jax.jit(lambda s: run(model, met, s, dt=600.0, nsteps=6, elevated=prof))(st0)
+    assert float(st.tracer.sum()) == pytest.approx(3e-9 * g.area.sum() * 3600.0, rel=1e-12)
+    with pytest.raises(ValueError, match="elevated"):
+        run(model, met, st0, dt=600.0, nsteps=2, elevated=jnp.zeros((1, 2, 3)))

@@ -104,7 +104,8 @@ class Transport(eqx.Module):
         q, m = sweep_x(q, m, 0.5 * fx, r, self.polar_rows)
         return TransportState(tracer=q, air=m)
 
-    def step(self, state: TransportState, met: MetFields, dt, flux=None) -> TransportState:
+    def step(self, state: TransportState, met: MetFields, dt, flux=None,
+             elevated=None) -> TransportState:
         """One full step of length ``dt`` [s].
 
         Args:
@@ -112,6 +113,8 @@ class Transport(eqx.Module):
             met: met fields valid at the middle of the step.
             dt: step length [s].
             flux: surface flux ``(ntr, nlat, nlon)`` [mol m-2 s-1] (positive = emission) or None.
+            elevated: emissions into every level ``(ntr, nlev, nlat, nlon)`` [mol m-2 s-1] (stacks,
+                aircraft, fire plumes; per unit horizontal area) or None.
         """
         grid = self.grid
         state = self.advect(state, met, dt)
@@ -120,6 +123,8 @@ class Transport(eqx.Module):
         area = jnp.asarray(grid.area, dtype=dtype)
         if flux is not None:
             q = q.at[:, 0].add((jnp.asarray(flux, dtype=dtype) * area[None]) * dt)
+        if elevated is not None:
+            q = q + (jnp.asarray(elevated, dtype=dtype) * area[None, None]) * dt
         if self.convection is not None and met.conv_mflux is not None:
             q = self.convection(q, m, met.conv_mflux.astype(dtype), dt)
         if self.vertical_diffusion is not None and met.kz is not None and grid.nlev > 1:

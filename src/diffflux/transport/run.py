@@ -39,6 +39,7 @@ def run(
     nsteps: int,
     t0=0.0,
     flux: jax.Array | Callable | None = None,
+    elevated: jax.Array | Callable | None = None,
     save_every: int | None = None,
     checkpoint: str | None = None,
     segment: int | None = None,
@@ -54,6 +55,8 @@ def run(
         t0: start time [s] (may be traced).
         flux: surface flux [mol m-2 s-1]: None, an array ``(ntr, nlat, nlon)`` held constant, an array
             ``(nsteps, ntr, nlat, nlon)`` (one field per step), or a pure function ``flux(t)``.
+        elevated: emissions into all levels [mol m-2 s-1]: None, an array ``(ntr, nlev, nlat, nlon)``
+            held constant, or a pure function ``elevated(t)`` returning that shape.
         save_every: if given, the mixing ratio is saved after every ``save_every`` steps; ``nsteps`` must
             be a multiple of it.
         checkpoint: ``None``, ``"step"`` or ``"nested"`` (see module docstring).
@@ -99,9 +102,20 @@ def run(
                 f"run: flux must be (ntr, nlat, nlon) or (nsteps, ntr, nlat, nlon), found {flux_arr.shape}"
             )
 
+    if elevated is None or callable(elevated):
+        elevated_at = elevated if elevated is not None else (lambda t: None)
+    else:
+        elev_arr = jnp.asarray(elevated)
+        if elev_arr.shape[1:] != state.air.shape or elev_arr.ndim != 4:
+            raise ValueError(f"run: elevated emissions must be (ntr,) + {state.air.shape}, "
+                             f"found {elev_arr.shape}")
+
+        def elevated_at(t):
+            return elev_arr
+
     def one_step(s: TransportState, n):
         t = t0 + (n.astype(dtype) + 0.5) * dt
-        return model.step(s, met.fields(t), dt, flux_at(n, t))
+        return model.step(s, met.fields(t), dt, flux_at(n, t), elevated_at(t))
 
     body = jax.checkpoint(one_step) if checkpoint in ("step", "nested") else one_step
 
