@@ -188,3 +188,10 @@ def test_split_zonal_sweep_matches_ffsl(rng, fmax):
     q2, m2 = jax.jit(sweep_x_ffsl)(q, m, F, PPM())
     np.testing.assert_allclose(q1, q2, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(m1, m2, rtol=1e-13)
+
+
+def test_too_small_grid_is_refused():
+    from diffflux.grid import LatLonGrid
+
+    with pytest.raises(ValueError, match="needs at least 3 cells"):
+        Transport(LatLonGrid(4, 2), vertical_diffusion=None)

@@ -73,6 +73,15 @@ class Transport(eqx.Module):
     chemistry: eqx.Module | None = None
     ffsl_latitude: float = eqx.field(static=True, default=70.0)
 
+    def __check_init__(self):
+        need = self.advection.halo + 1
+        g = self.grid
+        if g.nlat < need or g.nlon < need or (g.nlev > 1 and g.nlev < need):
+            raise ValueError(
+                f"Transport: the {type(self.advection).__name__} reconstruction needs at least {need} "
+                f"cells along each direction; the grid has nlat={g.nlat}, nlon={g.nlon}, nlev={g.nlev}"
+            )
+
     @property
     def polar_rows(self) -> int:
         """Number of rows at each pole that always use the semi-Lagrangian zonal sweep."""

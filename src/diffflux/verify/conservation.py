@@ -1,17 +1,17 @@
 """Conservation, consistency and positivity under divergent, time-varying 3-D met.
 
 The met (:func:`divergent_met`) is an analytic wind field on hybrid levels that is deliberately hard
-on a flux-form scheme: a solid-body rotation tilted by 60 degrees (so that the flow crosses the polar
-caps, where the zonal Courant number exceeds one) plus a divergent part whose sign reverses with
-height (forcing vertical mass fluxes through the continuity equation) and which oscillates in time.
-Cell-centre winds are turned into face mass fluxes by :func:`~diffflux.met.mass_fluxes_from_winds`
-with a fixed, spatially varying surface pressure, so the fluxes are divergent and the air mass the
-transport carries changes by several percent.
+on a flux-form scheme: a solid-body rotation tilted by 60 degrees (so that the flow crosses the
+polar caps) plus a divergent part whose sign reverses with height (forcing vertical mass fluxes
+through the continuity equation) and which oscillates in time. Cell-centre winds are turned into
+face mass fluxes by :func:`~diffflux.met.mass_fluxes_from_winds` with a fixed, spatially varying
+surface pressure, so the fluxes are divergent and the air mass the transport carries changes by
+tens of percent in places.
 
 Three tracers are carried for ``nsteps`` steps in float64 with the full step (advection, implicit
 vertical diffusion with a prescribed Kz profile):
 
-* a uniform mixing ratio (400 ppm): must stay uniform (consistency, Lin and Rood 1996 section 2);
+* a uniform mixing ratio (400 ppm): must stay uniform (consistency, Lin and Rood 1996);
 * a smooth Gaussian blob on a background and
 * a discontinuous patch (1 inside, exactly 0 outside): their tracer masses must be conserved to
   round-off and, with a monotone reconstruction, they must not become negative (the patch tests
@@ -54,7 +54,8 @@ def divergent_met(
 ) -> tuple[FunctionMet, np.ndarray]:
     """Divergent, time-varying analytic met on ``grid`` (pure JAX in ``t``).
 
-    ``u = u0 (cos(lat) cos(alpha) + sin(lat) cos(lon) sin(alpha)) + ud s_k cos(lat) sin(2 lon - w t)``,
+    ``u = u0 (cos(lat) cos(alpha) + sin(lat) cos(lon) sin(alpha))
+    + ud s_k cos(lat) sin(2 lon - w t)``,
     ``v = -u0 sin(lon) sin(alpha) + vd s_k cos^2(lat) sin(lon + w t)`` [m s-1], with
     ``s_k = cos(pi (k + 1/2) / nlev)`` changing sign with height and ``w = 2 pi / period``; the
     surface pressure is ``1e5 + 1000 cos(lat) sin(lon)`` Pa; ``Kz`` [m2 s-1] decays with height from
@@ -113,8 +114,8 @@ def conservation_check(
 
     Returns:
         dict with ``mass_rel`` (max over the two non-uniform tracers of ``|M(T)/M(0) - 1|``),
-        ``air_total_rel`` (total air mass change), ``air_change_max`` (max ``|m/m0 - 1|``: proves the
-        met is divergent), ``uniform_dev`` (max ``|chi/chi0 - 1|`` of the uniform tracer),
+        ``air_total_rel`` (total air mass change), ``air_change_max`` (max ``|m/m0 - 1|``: proves
+        the met is divergent), ``uniform_dev`` (max ``|chi/chi0 - 1|`` of the uniform tracer),
         ``min_rel`` (most negative mixing ratio of the non-uniform tracers relative to their initial
         maximum; 0 or positive is ideal), ``max_rel`` (overshoot of the initial maximum, relative),
         ``courant_zonal``/``courant_meridional``/``courant_vertical`` and ``seconds``.

@@ -2,17 +2,17 @@
 
 All fields are 2-D ``(nlat, nlon)`` arrays on a :class:`~diffflux.grid.LatLonGrid` (cell averages
 of a mixing ratio, dimensionless or in the unit of the test field); ``area`` is the cell-area array
-``(nlat, nlon)`` [m2] (``grid.area``). Everything here is plain NumPy in float64: the diagnostics run
-once, after the JAX integration.
+``(nlat, nlon)`` [m2] (``grid.area``). Everything here is plain NumPy in float64: the diagnostics
+run once, after the JAX integration.
 
 References:
 
-* Williamson, D. L., Drake, J. B., Hack, J. J., Jakob, R. and Swarztrauber, P. N. (1992), "A standard
-  test set for numerical approximations to the shallow water equations in spherical geometry",
-  J. Comput. Phys. 102, 211-224, eq. (82)-(84): normalised l1, l2, linf errors.
+* Williamson, D. L., Drake, J. B., Hack, J. J., Jakob, R. and Swarztrauber, P. N. (1992),
+  "A standard test set for numerical approximations to the shallow water equations in spherical
+  geometry", J. Comput. Phys. 102, 211-224: normalised l1, l2, linf errors.
 * Lauritzen, P. H., Skamarock, W. C., Prather, M. J. and Taylor, M. A. (2012), "A standard test case
   suite for two-dimensional linear transport on the sphere", Geosci. Model Dev. 5, 887-901,
-  section 3: filament preservation diagnostic ``l_f`` and the mixing diagnostics
+  filament preservation diagnostic ``l_f`` and the mixing diagnostics
   ``l_r`` (real mixing), ``l_u`` (range-preserving unmixing) and ``l_o`` (overshooting) of
   Lauritzen and Thuburn (2012, Q. J. R. Meteorol. Soc. 138, 906-918).
 """
@@ -32,7 +32,7 @@ def _check_same_shape(name: str, a: np.ndarray, b: np.ndarray) -> None:
 
 
 def error_norms(q, q_exact, area) -> dict[str, float]:
-    """Normalised global error norms of Williamson et al. (1992, eq. 82-84).
+    """Normalised global error norms of Williamson et al. (1992).
 
     ``l1 = I(|q - qT|) / I(|qT|)``, ``l2 = sqrt(I((q - qT)^2) / I(qT^2))`` and
     ``linf = max|q - qT| / max|qT|`` with the area-weighted global integral ``I(f) = sum(A f)``.
@@ -94,12 +94,14 @@ def pairwise_orders(spacings: Sequence[float], errors: Sequence[float]) -> list[
 def cell_average(fn: Callable, grid: LatLonGrid, nq: int = 4) -> np.ndarray:
     """Exact-area cell averages of a function of position, by Gauss-Legendre quadrature.
 
-    The area element of the sphere is ``a^2 dlon d(sin lat)``, so an ``nq x nq`` Gauss-Legendre rule in
-    longitude and in ``mu = sin(lat)`` integrates over each cell with uniform weight; the result is the
-    finite-volume cell average that the transport carries (rather than a point value at the centre).
+    The area element of the sphere is ``a^2 dlon d(sin lat)``, so an ``nq x nq`` Gauss-Legendre rule
+    in longitude and in ``mu = sin(lat)`` integrates over each cell with uniform weight; the result
+    is the finite-volume cell average that the transport carries (rather than a point value at the
+    centre).
 
     Args:
-        fn: vectorised ``fn(lat, lon) -> values`` with ``lat``, ``lon`` in degrees (NumPy broadcasting).
+        fn: vectorised ``fn(lat, lon) -> values`` with ``lat``, ``lon`` in degrees (NumPy
+            broadcasting).
         grid: the grid whose cells are averaged over.
         nq: quadrature points per direction (``nq = 1``: the value at the equal-area midpoint).
 
@@ -122,13 +124,13 @@ def cell_average(fn: Callable, grid: LatLonGrid, nq: int = 4) -> np.ndarray:
 
 
 def filament_diagnostic(q, q0, area, taus: Sequence[float]) -> dict[float, float]:
-    """Filament preservation diagnostic ``l_f`` of Lauritzen et al. (2012, eq. 15), in percent.
+    """Filament preservation diagnostic ``l_f`` of Lauritzen et al. (2012), in percent.
 
     ``l_f(tau, t) = 100 * A(tau, t) / A(tau, 0)`` with ``A(tau, t)`` the area where ``q(t) >= tau``.
     An exact (non-diffusive) solution of the non-divergent problem keeps ``l_f = 100`` for all
     ``tau``; diffusion lowers it at large ``tau`` and raises it at small ``tau``. Thresholds whose
-    initial area is empty are skipped. A relative tolerance of ``1e-12`` is applied to ``tau`` so that
-    a background value exactly equal to ``tau`` is counted despite round-off.
+    initial area is empty are skipped. A relative tolerance of ``1e-12`` is applied to ``tau`` so
+    that a background value exactly equal to ``tau`` is counted despite round-off.
 
     Args:
         q: field at time ``t`` ``(nlat, nlon)``.
@@ -156,7 +158,7 @@ def filament_diagnostic(q, q0, area, taus: Sequence[float]) -> dict[float, float
 def correlated_cosine_bells(q1):
     """The functional relation of the correlated tracer, ``psi(q1) = -0.8 q1^2 + 0.9``.
 
-    Lauritzen et al. (2012, eq. 13): a non-linear, concave relation between the cosine bells ``q1``
+    Lauritzen et al. (2012): a non-linear, concave relation between the cosine bells ``q1``
     (range ``[0.1, 1]``) and the second tracer.
     """
     return -0.8 * np.asarray(q1) ** 2 + 0.9
@@ -170,20 +172,21 @@ def mixing_diagnostics(
     a: float = -0.8,
     b: float = 0.9,
 ) -> dict[str, float]:
-    """Mixing diagnostics ``l_r``, ``l_u``, ``l_o`` (Lauritzen and Thuburn 2012; Lauritzen et al. 2012).
+    """Mixing diagnostics ``l_r``, ``l_u``, ``l_o`` (Lauritzen and Thuburn 2012; Lauritzen et al.
+    2012).
 
-    The initial scatter of two tracers lies on the concave curve ``xi = psi(chi) = a chi^2 + b`` with
-    ``chi`` in ``chi_range``. For each cell the normalised distance to that curve segment,
-    ``d_k = min_c sqrt(((chi_k - c) / dchi)^2 + ((xi_k - psi(c)) / dxi)^2)`` with ``dchi``, ``dxi`` the
-    ranges of the two tracers, is attributed to
+    The initial scatter of two tracers lies on the concave curve ``xi = psi(chi) = a chi^2 + b``
+    with ``chi`` in ``chi_range``. For each cell the normalised distance to that curve segment,
+    ``d_k = min_c sqrt(((chi_k - c) / dchi)^2 + ((xi_k - psi(c)) / dxi)^2)`` with ``dchi``, ``dxi``
+    the ranges of the two tracers, is attributed to
 
     * real mixing ``l_r``: the point lies inside the convex hull of the curve (between the curve and
       the chord joining its end points) - what physical mixing produces;
     * range-preserving unmixing ``l_u``: outside the hull but inside the box spanned by the ranges;
     * overshooting ``l_o``: outside that box,
 
-    each normalised as ``l = sum(A_k d_k) / sum(A)``. The minimisation over ``c`` is the real root of
-    the cubic ``d/dc [...] = 0`` restricted to the segment (and its end points).
+    each normalised as ``l = sum(A_k d_k) / sum(A)``. The minimisation over ``c`` is the real root
+    of the cubic ``d/dc [...] = 0`` restricted to the segment (and its end points).
 
     Args:
         chi, xi: the two tracers ``(nlat, nlon)``.

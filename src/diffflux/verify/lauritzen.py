@@ -4,8 +4,9 @@ Lauritzen, P. H., Skamarock, W. C., Prather, M. J. and Taylor, M. A. (2012), "A 
 suite for two-dimensional linear transport on the sphere", Geosci. Model Dev. 5, 887-901
 (after Nair and Lauritzen 2010, J. Comput. Phys. 229, 8868-8887). The flows are written in the
 paper's non-dimensional units (unit sphere, period ``T = 5``) and scaled to the Earth: radius ``a``,
-period ``tau = 12 days``, so velocities scale by ``U = 5 a / tau`` [m s-1] (time ``t' = 5 t / tau``).
-With ``lon' = lon - 2 pi t' / T`` (the background solid-body translation, one revolution per period):
+period ``tau = 12 days``, so velocities scale by ``U = 5 a / tau`` [m s-1] (time ``t' = 5 t /
+tau``). With ``lon' = lon - 2 pi t' / T`` (the background solid-body translation, one revolution per
+period):
 
 * case 4, non-divergent with translation (``k = 2.4``):
   ``u = k sin^2(lon') sin(2 lat) cos(pi t'/T) + 2 pi cos(lat) / T``,
@@ -21,19 +22,19 @@ The flow reverses at ``T / 2`` so every tracer returns to its initial state at `
 Mass fluxes. Case 4 uses corner streamfunction values, giving discretely non-divergent layer mass
 fluxes (:func:`~diffflux.met.mass_fluxes_from_streamfunction`); the air mass stays uniform. In the
 divergent case the air density obeys its own continuity equation (initially uniform) and the
-mixing ratio is compared (Lauritzen et al. 2012, section 2.1). The mass fluxes must then be those of
+mixing ratio is compared (Lauritzen et al. 2012). The mass fluxes must then be those of
 the evolving air mass, ``F = (m / A)_face * u_face * L_face``, with the analytic wind at each face
 (not a fixed flux: a prescribed ``rho0 u`` would transport the mixing ratio with ``rho0 u / rho``,
-which with the translation no longer returns to the initial state). Each step evaluates them with the
-mid-step air mass from a predictor half step (explicit midpoint rule, second order in time), then
-:meth:`Transport.step` carries tracer and air with those fluxes; the air mass returns to uniform at
-``T`` up to the truncation error, which is reported.
+which with the translation no longer returns to the initial state). Each step evaluates them with
+the mid-step air mass from a predictor half step (explicit midpoint rule, second order in time),
+then :meth:`Transport.step` carries tracer and air with those fluxes; the air mass returns to
+uniform at ``T`` up to the truncation error, which is reported.
 
-Initial conditions (paper eq. 10-13), centres ``(lon, lat) = (5 pi / 6, 0)`` and ``(7 pi / 6, 0)``:
+Initial conditions of the paper, centres ``(lon, lat) = (5 pi / 6, 0)`` and ``(7 pi / 6, 0)``:
 Gaussian hills (``h_max = 0.95, b0 = 5``), cosine bells (``b = 0.1, c = 0.9, r = 1/2``), slotted
 cylinders (``b = 0.1, c = 1, r = 1/2``) and the correlated cosine bells ``psi(q) = -0.8 q^2 + 0.9``,
-all as cell averages; the correlated tracer is the relation applied to the cell-averaged bells so the
-initial scatter lies exactly on the curve. The four tracers are carried together in one run.
+all as cell averages; the correlated tracer is the relation applied to the cell-averaged bells so
+the initial scatter lies exactly on the curve. The four tracers are carried together in one run.
 
 The time step comes from the meridional Courant number ``cfl = v_max dt / dy`` of case 4
 (``v_max = 2.4 U``), identical for both cases so they are comparable; the zonal sweep is
@@ -89,7 +90,7 @@ def _arc(lon, lat, lon_c, lat_c):
 
 
 def gaussian_hills(lat_deg, lon_deg):
-    """Two Gaussian hills ``0.95 (exp(-5 |x - x1|^2) + exp(-5 |x - x2|^2))`` (paper eq. 10)."""
+    """Two Gaussian hills ``0.95 (exp(-5 |x - x1|^2) + exp(-5 |x - x2|^2))`` (Lauritzen et al. 2012)."""
     lon, lat = np.deg2rad(lon_deg), np.deg2rad(lat_deg)
     x, y, z = _xyz(lon, lat)
     out = 0.0
@@ -100,7 +101,7 @@ def gaussian_hills(lat_deg, lon_deg):
 
 
 def cosine_bells(lat_deg, lon_deg):
-    """Quasi-smooth cosine bells ``0.1 + 0.9 h_i`` inside radius 1/2 (paper eq. 11)."""
+    """Quasi-smooth cosine bells ``0.1 + 0.9 h_i`` inside radius 1/2 (Lauritzen et al. 2012)."""
     lon, lat = np.deg2rad(lon_deg), np.deg2rad(lat_deg)
     out = np.full(np.broadcast(lon, lat).shape, 0.1)
     for lc, pc in CENTRES:
@@ -110,7 +111,7 @@ def cosine_bells(lat_deg, lon_deg):
 
 
 def slotted_cylinders(lat_deg, lon_deg):
-    """Two slotted cylinders of height 1 on a 0.1 background, radius 1/2 (paper eq. 12)."""
+    """Two slotted cylinders of height 1 on a 0.1 background, radius 1/2 (Lauritzen et al. 2012)."""
     lon, lat = np.deg2rad(lon_deg), np.deg2rad(lat_deg)
     r0 = 0.5
     out = np.full(np.broadcast(lon, lat).shape, 0.1)
@@ -125,7 +126,8 @@ def slotted_cylinders(lat_deg, lon_deg):
 
 
 def initial_tracers(grid: LatLonGrid, nq: int = 4) -> np.ndarray:
-    """The four test tracers as cell averages ``(4, nlat, nlon)`` in the order of :data:`TRACERS`."""
+    """The four test tracers as cell averages ``(4, nlat, nlon)`` in the order of
+    :data:`TRACERS`."""
     gh = cell_average(gaussian_hills, grid, nq)
     cb = cell_average(cosine_bells, grid, nq)
     sc = cell_average(slotted_cylinders, grid, nq)
@@ -158,7 +160,8 @@ def case4_met(grid: LatLonGrid, ps: np.ndarray, dtype=jnp.float64) -> FunctionMe
 def case3_face_winds(grid: LatLonGrid, t, dtype=jnp.float64):
     """Case 3 (divergent) winds at the faces [m s-1] at time ``t`` [s] (pure JAX).
 
-    Returns ``(u (nlat, nlon) on west faces, v (nlat + 1, nlon) on south faces, zero at the poles)``.
+    Returns ``(u (nlat, nlon) on west faces, v (nlat + 1, nlon) on south faces, zero at the
+    poles)``.
     """
     U = velocity_scale(grid.radius)
     k = K_CASE[3]
@@ -179,9 +182,9 @@ def case3_face_winds(grid: LatLonGrid, t, dtype=jnp.float64):
 def mass_fluxes_from_face_winds(grid: LatLonGrid, u, v, m):
     """Layer mass fluxes [kg s-1] of the current air mass ``m (nlev, nlat, nlon)`` [kg].
 
-    ``Fx = u (m/A)_face dy`` through west faces and ``Fy = v (m/A)_face dx_face`` through south faces,
-    with the face mass per area the mean of the two neighbours (C-grid); ``u (nlat, nlon)`` and
-    ``v (nlat + 1, nlon)`` [m s-1] apply to every level.
+    ``Fx = u (m/A)_face dy`` through west faces and ``Fy = v (m/A)_face dx_face`` through south
+    faces, with the face mass per area the mean of the two neighbours (C-grid); ``u (nlat, nlon)``
+    and ``v (nlat + 1, nlon)`` [m s-1] apply to every level.
     """
     area = jnp.asarray(grid.area, dtype=m.dtype)
     sigma = m / area[None]  # kg m-2
@@ -196,7 +199,8 @@ def mass_fluxes_from_face_winds(grid: LatLonGrid, u, v, m):
 
 def run_consistent_divergent(model: Transport, state: TransportState, *, dt: float, nsteps: int,
                              t0=0.0) -> TransportState:
-    """Integrate case 3 with mass fluxes of the evolving air mass (midpoint predictor, see module doc)."""
+    """Integrate case 3 with mass fluxes of the evolving air mass (midpoint predictor, see module
+    doc)."""
     grid = model.grid
     dtype = state.air.dtype
 
@@ -240,14 +244,16 @@ def lauritzen_run(
         dtype: float dtype.
 
     Returns:
-        dict with ``norms`` ``{tracer: {l1, l2, linf}}`` at ``T``, ``min``/``max`` ``{tracer: value}``
-        at ``T``, ``filament_half`` ``{tau: l_f}`` of the cosine bells at ``T/2`` (and
-        ``filament_end`` at ``T``), ``mixing`` ``{l_r, l_u, l_o}`` at ``T/2``, ``mass_rel`` (relative
-        tracer-mass change per tracer, max), ``air_return`` (relative l2 of the air mass at ``T``
-        against its initial value; zero for case 4), ``nsteps``, ``dt`` [s], ``seconds``.
+        dict with ``norms`` ``{tracer: {l1, l2, linf}}`` at ``T``, ``min``/``max`` ``{tracer:
+        value}`` at ``T``, ``filament_half`` ``{tau: l_f}`` of the cosine bells at ``T/2`` (and
+        ``filament_end`` at ``T``), ``mixing`` ``{l_r, l_u, l_o}`` at ``T/2``, ``mass_rel``
+        (relative tracer-mass change per tracer, max), ``air_return`` (relative l2 of the air mass
+        at ``T`` against its initial value; zero for case 4), ``nsteps``, ``dt`` [s], ``seconds``.
     """
     if case not in (3, 4):
-        raise ValueError(f"lauritzen_run: case must be 3 (divergent) or 4 (non-divergent), found {case}")
+        raise ValueError(
+            f"lauritzen_run: case must be 3 (divergent) or 4 (non-divergent), found {case}"
+        )
     advection = PPM() if advection is None else advection
     nlat = int(round(180.0 / dlat))
     grid = LatLonGrid(2 * nlat, nlat)
@@ -312,7 +318,8 @@ def lauritzen_convergence(
     """Runs at several resolutions and the measured order of the Gaussian-hills l2 (and l1, linf).
 
     Returns:
-        ``{"runs": {dlat: result}, "order": {norm: p}}``, orders as least-squares slopes on ``dlat``.
+        ``{"runs": {dlat: result}, "order": {norm: p}}``, orders as least-squares slopes on
+        ``dlat``.
     """
     runs = {}
     for d in dlats:
@@ -324,8 +331,8 @@ def lauritzen_convergence(
                 f"  lauritzen case {case} {type(advection).__name__ if advection else 'PPM'} "
                 f"{d} deg: gaussian l2={g['l2']:.4g} linf={g['linf']:.4g} ({r['seconds']:.1f} s)"
             )
-    order = {
-        norm: convergence_order(list(dlats), [runs[d]["norms"]["gaussian_hills"][norm] for d in dlats])
-        for norm in ("l1", "l2", "linf")
-    }
+    order = {}
+    for norm in ("l1", "l2", "linf"):
+        errs = [runs[d]["norms"]["gaussian_hills"][norm] for d in dlats]
+        order[norm] = convergence_order(list(dlats), errs)
     return {"runs": runs, "order": order}
