@@ -4,9 +4,9 @@ The benchmark met is *realistic in structure and cost*: divergent winds with jet
 time-varying cross-polar flow (zonal Courant numbers > 1 next to the poles), a divergent overturning
 and travelling waves, a diurnal boundary-layer Kz profile and a temperature field. It is sampled at
 met times every ``MET_INTERVAL`` seconds and fed to the transport through
-:class:`diffflux.met.InterpolatedMet`, i.e. every step reads and interpolates two met snapshots, exactly
-as a run driven by met files does. When ``diffflux.met.climatology.Climatology`` is available the
-snapshots are taken from the built-in climatology instead (see :func:`benchmark_met`).
+:class:`diffflux.met.InterpolatedMet`, i.e. every step reads and interpolates two met snapshots,
+exactly as a run driven by met files does. When ``diffflux.met.climatology.Climatology`` is
+available the snapshots are taken from the built-in climatology instead (see :func:`benchmark_met`).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ MET_INTERVAL = 3 * 3600.0
 """Spacing of the benchmark met snapshots [s] (3-hourly, like reanalysis mass fluxes)."""
 
 DEFAULT_DT = {"4x5": 1800.0, "2x2.5": 900.0, "1x1": 600.0, "0.5x0.5": 300.0}
-"""Transport time step per resolution [s] (GEOS-Chem-like choices); halved if a Courant check fails."""
+"""Transport time step per resolution [s] (GEOS-Chem-like); halved if a Courant check fails."""
 
 
 # ------------------------------------------------------------------------------------------------
@@ -56,23 +56,39 @@ def _read(path: str) -> str:
 def machine_info() -> dict:
     """CPU model, cores, RAM, cache, library versions, JAX backend and devices, date (UTC), load."""
     cpuinfo = _read("/proc/cpuinfo")
-    model = next((ln.split(":", 1)[1].strip() for ln in cpuinfo.splitlines()
-                  if ln.startswith("model name")), platform.processor() or "unknown")
+    model = next(
+        (ln.split(":", 1)[1].strip() for ln in cpuinfo.splitlines() if ln.startswith("model name")),
+        platform.processor() or "unknown",
+    )
     meminfo = _read("/proc/meminfo")
     mem_kb = next((int(ln.split()[1]) for ln in meminfo.splitlines() if ln.startswith("MemTotal")), 0)
     caches = {}
     for idx in range(8):
         base = f"/sys/devices/system/cpu/cpu0/cache/index{idx}"
-        level, kind, size = _read(base + "/level").strip(), _read(base + "/type").strip(), \
-            _read(base + "/size").strip()
+        level, kind, size = (
+            _read(base + "/level").strip(),
+            _read(base + "/type").strip(),
+            _read(base + "/size").strip(),
+        )
         if level:
             caches[f"L{level}{'' if kind == 'Unified' else kind[0].lower()}"] = size
     try:
         affinity = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - non-Linux
         affinity = os.cpu_count()
+    import subprocess
+
     import jaxlib
 
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "describe", "--always", "--dirty"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
     devices = jax.devices()
     return {
         "cpu_model": model,
@@ -87,6 +103,7 @@ def machine_info() -> dict:
         "backend": jax.default_backend(),
         "devices": [f"{d.platform}:{getattr(d, 'device_kind', '?')}" for d in devices],
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
+        "git_commit": commit or "unknown",
         "platform": platform.platform(),
         "date_utc": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "loadavg_1_5_15": [round(x, 2) for x in os.getloadavg()],
@@ -135,7 +152,7 @@ def timed(fn, *args, reps: int = 3, warmup: int = 1):
 
 
 def compile_timed(fn, *args):
-    """``jax.jit(fn).lower(*args).compile()`` with its wall time [s]. Returns ``(compiled, seconds)``."""
+    """``jax.jit(fn).lower(*args).compile()`` and its wall time [s]: ``(compiled, seconds)``."""
     t = time.perf_counter()
     compiled = jax.jit(fn).lower(*args).compile()
     return compiled, time.perf_counter() - t
@@ -146,8 +163,14 @@ def memory_stats(compiled) -> dict:
     ma = compiled.memory_analysis()
     if ma is None:
         return {}
-    keys = ("argument_size_in_bytes", "output_size_in_bytes", "alias_size_in_bytes",
-            "temp_size_in_bytes", "generated_code_size_in_bytes", "peak_memory_in_bytes")
+    keys = (
+        "argument_size_in_bytes",
+        "output_size_in_bytes",
+        "alias_size_in_bytes",
+        "temp_size_in_bytes",
+        "generated_code_size_in_bytes",
+        "peak_memory_in_bytes",
+    )
     return {k: int(getattr(ma, k)) for k in keys if hasattr(ma, k)}
 
 
@@ -164,10 +187,12 @@ def parse_grid(spec: str) -> tuple[str, LatLonGrid]:
 
 
 def _column_neutral_profile(grid: LatLonGrid, shape_fn) -> np.ndarray:
-    """Vertical profile ``(nlev,)`` from ``shape_fn(sigma_mid)`` made orthogonal to ``da`` and ``db``.
+    """Vertical profile ``(nlev,)`` from ``shape_fn(sigma_mid)`` made orthogonal to ``da`` and
+    ``db``.
 
-    Then ``sum_k f_k dp_k = 0`` for every surface pressure, so a wind ``v f_k`` carries no net column
-    mass: the overturning and the waves are divergent level by level but leave ``ps`` unchanged.
+    Then ``sum_k f_k dp_k = 0`` for every surface pressure, so a wind ``v f_k`` carries no net
+    column mass: the overturning and the waves are divergent level by level but leave ``ps``
+    unchanged.
     """
     lev = grid.levels
     sig = lev.reference_pressures() / 1.0e5
@@ -182,12 +207,14 @@ def analytic_met_snapshot(grid: LatLonGrid, t: float) -> dict[str, np.ndarray]:
 
     Winds [m s-1] at cell centres (lat ``phi``, lon ``lam``, reference sigma ``s`` of the level):
 
-    * jets ``35 h(s) [exp(-((phi - 40)/12)^2) + exp(-((phi + 45)/12)^2)]`` (degrees), ``h`` peaking at
-      250 hPa, and trades ``-7 exp(-(phi/15)^2)`` near the surface;
-    * a solid-body rotation of 8 m s-1 about an axis tilted 50 degrees from the pole whose azimuth turns
-      once in 5 days (cross-polar, time-varying: zonal Courant numbers above 1 next to the poles);
+    * jets ``35 h(s) [exp(-((phi - 40)/12)^2) + exp(-((phi + 45)/12)^2)]`` (degrees), ``h`` peaking
+      at 250 hPa, and trades ``-7 exp(-(phi/15)^2)`` near the surface;
+    * a solid-body rotation of 8 m s-1 about an axis tilted 50 degrees from the pole whose azimuth
+      turns once in 5 days (cross-polar, time-varying: zonal Courant numbers above 1 next to the
+      poles);
     * a divergent overturning ``v = 3 sin(2 (phi - phi_itcz)) cos(phi) f(s)`` and a travelling
-      wavenumber-3 wave (6 and 3 m s-1) with column-neutral profiles ``f`` (no surface-pressure drift).
+      wavenumber-3 wave (6 and 3 m s-1) with column-neutral profiles ``f`` (no surface-pressure
+      drift).
 
     Face mass fluxes from :func:`diffflux.met.mass_fluxes_from_winds` at a uniform ``ps = 1000 hPa``
     (divergent at the discrete level, as winds averaged to faces are). Kz [m2 s-1] at interfaces:
@@ -201,8 +228,11 @@ def analytic_met_snapshot(grid: LatLonGrid, t: float) -> dict[str, np.ndarray]:
     sig = (lev.reference_pressures() / 1.0e5)[:, None, None]
     deg = math.pi / 180.0
     h_jet = 0.3 + 0.7 * np.exp(-(((sig - 0.25) / 0.2) ** 2))
-    u = 35.0 * h_jet * (np.exp(-(((phi - 40 * deg) / (12 * deg)) ** 2))
-                        + np.exp(-(((phi + 45 * deg) / (12 * deg)) ** 2)))
+    u = (
+        35.0
+        * h_jet
+        * (np.exp(-(((phi - 40 * deg) / (12 * deg)) ** 2)) + np.exp(-(((phi + 45 * deg) / (12 * deg)) ** 2)))
+    )
     u = u - 7.0 * np.exp(-((phi / (15 * deg)) ** 2)) * np.exp(-(((sig - 1.0) / 0.25) ** 2))
     # tilted solid-body rotation (non-divergent on the sphere), axis azimuth turning in 5 days
     alpha, u0 = 50 * deg, 8.0
@@ -245,7 +275,10 @@ def _climatology_snapshots(grid: LatLonGrid, times) -> tuple[list | None, str]:
     try:
         from diffflux.met.climatology import Climatology  # type: ignore[import-not-found]
     except Exception as exc:  # noqa: BLE001 - any failure means: not available yet
-        return None, f"diffflux.met.climatology.Climatology not available ({type(exc).__name__}: {exc})"
+        return (
+            None,
+            f"diffflux.met.climatology.Climatology not available ({type(exc).__name__}: {exc})",
+        )
     errors = []
     for build in (lambda: Climatology(grid), lambda: Climatology(grid=grid)):
         try:
@@ -253,9 +286,11 @@ def _climatology_snapshots(grid: LatLonGrid, times) -> tuple[list | None, str]:
             snaps = []
             for t in times:
                 f = source.fields(jnp.asarray(t, dtype=jnp.float64))
-                snap = {"ps": np.asarray(f.ps, dtype=np.float64),
-                        "mfx": np.asarray(f.mfx, dtype=np.float64),
-                        "mfy": np.asarray(f.mfy, dtype=np.float64)}
+                snap = {
+                    "ps": np.asarray(f.ps, dtype=np.float64),
+                    "mfx": np.asarray(f.mfx, dtype=np.float64),
+                    "mfy": np.asarray(f.mfy, dtype=np.float64),
+                }
                 if f.kz is not None:
                     snap["kz"] = np.asarray(f.kz, dtype=np.float64)
                 if f.temperature is not None:
@@ -300,9 +335,8 @@ MET_KEYS = ("ps", "mfx", "mfy", "kz", "temperature")
 
 
 def jax_met(times, snaps, dtype) -> InterpolatedMet:
-    """:class:`InterpolatedMet` of the snapshots in ``dtype`` (fields absent from the snapshots: None)."""
-    stack = {k: jnp.asarray(np.stack([s[k] for s in snaps]), dtype=dtype)
-             for k in MET_KEYS if k in snaps[0]}
+    """:class:`InterpolatedMet` of the snapshots in ``dtype`` (absent fields: None)."""
+    stack = {k: jnp.asarray(np.stack([s[k] for s in snaps]), dtype=dtype) for k in MET_KEYS if k in snaps[0]}
     return InterpolatedMet(times=jnp.asarray(times, dtype=dtype), stack=MetFields(**stack))
 
 
@@ -310,16 +344,21 @@ def numpy_met(times, snaps, dtype):
     """The same met for :mod:`benchmarks.numpy_reference`."""
     from benchmarks.numpy_reference import NumpyInterpolatedMet
 
-    stack = {k: np.stack([s[k] for s in snaps]).astype(dtype)
-             for k in ("mfx", "mfy", "kz", "temperature") if k in snaps[0]}
+    stack = {
+        k: np.stack([s[k] for s in snaps]).astype(dtype)
+        for k in ("mfx", "mfy", "kz", "temperature")
+        if k in snaps[0]
+    }
     return NumpyInterpolatedMet(times=np.asarray(times, dtype=dtype), fields_stack=stack)
 
 
 def initial_mixing_ratio(grid: LatLonGrid, ntracer: int = 1) -> np.ndarray:
-    """A CO2-like field ``(ntracer, nlev, nlat, nlon)`` [mol mol-1] with gradients and sharp features.
+    """A CO2-like field ``(ntracer, nlev, nlat, nlon)`` [mol mol-1] with gradients and sharp
+    features.
 
-    ``400 ppm (1 + 0.02 tanh(lat / 20 deg))`` plus a Gaussian plume and a slotted block of +10 ppm in the
-    lowest third of the levels (tracer ``i`` shifted by ``60 i`` degrees), so that the limiters act.
+    ``400 ppm (1 + 0.02 tanh(lat / 20 deg))`` plus a Gaussian plume and a slotted block of +10 ppm
+    in the lowest third of the levels (tracer ``i`` shifted by ``60 i`` degrees), so that the
+    limiters act.
     """
     lat = grid.lat[None, :, None]
     lon = grid.lon[None, None, :]
@@ -329,8 +368,11 @@ def initial_mixing_ratio(grid: LatLonGrid, ntracer: int = 1) -> np.ndarray:
         base = 400e-6 * (1.0 + 0.02 * np.tanh(lat / 20.0))
         lon_c = ((lon - 60.0 * i + 180.0) % 360.0) - 180.0
         plume = 20e-6 * np.exp(-((lon_c - 10.0) ** 2 + (lat - 45.0) ** 2) / 15.0**2) * np.exp(-lev / 3.0)
-        block = np.where((np.abs(lon_c + 90.0) < 20.0) & (np.abs(lat + 10.0) < 15.0)
-                         & (lev < max(1, grid.nlev // 3)), 10e-6, 0.0)
+        block = np.where(
+            (np.abs(lon_c + 90.0) < 20.0) & (np.abs(lat + 10.0) < 15.0) & (lev < max(1, grid.nlev // 3)),
+            10e-6,
+            0.0,
+        )
         out.append(np.broadcast_to(base + plume + block, grid.shape))
     return np.stack(out)
 
@@ -339,7 +381,7 @@ def surface_flux(grid: LatLonGrid, ntracer: int = 1) -> np.ndarray:
     """A land-like surface flux pattern ``(ntracer, nlat, nlon)`` [mol m-2 s-1], order 1e-7."""
     lat = np.deg2rad(grid.lat)[:, None]
     lon = np.deg2rad(grid.lon)[None, :]
-    f = 2e-7 * (1.0 + np.cos(lat) * np.sin(2 * lon)) * np.exp(-((np.rad2deg(lat) - 35) / 25) ** 2)
+    f = 2e-7 * (1.0 + np.cos(lat) * np.sin(2 * lon)) * np.exp(-(((np.rad2deg(lat) - 35) / 25) ** 2))
     return np.broadcast_to(f, (ntracer, grid.nlat, grid.nlon)).copy()
 
 

@@ -3,8 +3,9 @@
 Cost function (a 4D-Var-like misfit): run ``Transport(grid)`` (PPM + implicit Kz) for ``nsteps``
 steps from an initial tracer field with a constant surface flux [mol m-2 s-1], then
 ``J = 1/2 sum(((chi_final - chi_obs) / 1 ppm)^2)`` over the lowest three levels. The gradient is
-``jax.value_and_grad(J)`` with respect to both the surface flux ``(ntr, nlat, nlon)`` and the initial
-tracer field; the forward is ``J`` alone. Each is jitted; ``run(..., checkpoint=...)`` selects
+``jax.value_and_grad(J)`` with respect to both the surface flux ``(ntr, nlat, nlon)`` and the
+initial tracer field; the forward is ``J`` alone. Each is jitted; ``run(..., checkpoint=...)``
+selects
 
 * ``None``: store all per-step residuals,
 * ``"step"``: ``jax.checkpoint`` around every step (one state per step, recompute one step),
@@ -20,8 +21,8 @@ Peak memory, two methods:
   (includes XLA's runtime buffers, not the compiled code); on GPU the device allocator's
   ``peak_bytes_in_use``.
 
-A variant whose predicted memory exceeds the budget (default: half the available RAM) is compiled and
-reported but not executed.
+A variant whose predicted memory exceeds the budget (default: half the available RAM) is compiled
+and reported but not executed.
 """
 
 from __future__ import annotations
@@ -38,12 +39,20 @@ from benchmarks.common import DEFAULT_RESULTS, REPO_ROOT, log, write_result
 
 PRESETS = {
     "quick": dict(cases=[("4x5L10", "float32", 20)], reps=1, timeout=600),
-    "full": dict(cases=[("4x5L10", "float32", 200), ("4x5L10", "float64", 200),
-                        ("2x2.5L25", "float32", 200)], reps=1, timeout=2400),
-    "gpu": dict(cases=[("2x2.5L25", "float32", 200), ("1x1L25", "float32", 200),
-                       ("1x1L25", "float64", 200)], reps=2, timeout=300),
+    "full": dict(
+        cases=[
+            ("4x5L10", "float32", 200),
+            ("4x5L10", "float64", 200),
+            ("2x2.5L25", "float32", 200),
+        ],
+        reps=3,
+        timeout=2400,
+    ),
+    "gpu": dict(cases=[("1x1L25", "float32", 200)], reps=2, timeout=150),
 }
 CHECKPOINTS = (None, "step", "nested")
+REPEAT_BUDGET_S = 60.0
+"""Repeated calls (after the first) stop once they have taken this long [s]."""
 _MARK = "GRADIENT_BENCH_RESULT:"
 
 
@@ -78,8 +87,15 @@ def _available_ram() -> int:
     return 8 * 2**30
 
 
-def worker(spec: str, dtype_name: str, nsteps: int, checkpoint: str | None, reps: int,
-           mem_budget: int) -> dict:
+def worker(
+    spec: str,
+    dtype_name: str,
+    nsteps: int,
+    checkpoint: str | None,
+    reps: int,
+    mem_budget: int,
+    budget_explicit: bool = False,
+) -> dict:
     """Measure one variant in this process (called through ``--worker``)."""
     import jax
     import jax.numpy as jnp
@@ -94,16 +110,24 @@ def worker(spec: str, dtype_name: str, nsteps: int, checkpoint: str | None, reps
     times, snaps, met_desc = common.benchmark_met(grid, nsteps * dt)
     model = Transport(grid)
     met = common.jax_met(times, snaps, dtype)
-    state = model.initial_state(jnp.asarray(common.initial_mixing_ratio(grid, 1), dtype),
-                                jnp.asarray(snaps[0]["ps"], dtype))
+    state = model.initial_state(
+        jnp.asarray(common.initial_mixing_ratio(grid, 1), dtype), jnp.asarray(snaps[0]["ps"], dtype)
+    )
     dt, courant = common.choose_dt(model, met, state, dt, times[:: max(1, len(times) // 6)])
     flux = jnp.asarray(common.surface_flux(grid, 1), dtype)
     obs = state.mixing_ratio()[:, :3] * (1.0 + 1e-3)
     air = state.air
 
     def cost(flux_, tracer0, met_):
-        s, _ = run(model, met_, TransportState(tracer=tracer0, air=air), dt=dt, nsteps=nsteps,
-                   flux=flux_, checkpoint=checkpoint)
+        s, _ = run(
+            model,
+            met_,
+            TransportState(tracer=tracer0, air=air),
+            dt=dt,
+            nsteps=nsteps,
+            flux=flux_,
+            checkpoint=checkpoint,
+        )
         misfit = (s.mixing_ratio()[:, :3] - obs) / 1e-6
         return 0.5 * jnp.sum(misfit * misfit)
 
@@ -113,10 +137,18 @@ def worker(spec: str, dtype_name: str, nsteps: int, checkpoint: str | None, reps
     grad_c, grad_compile = common.compile_timed(grad_fn, *args)
     fwd_mem = common.memory_stats(fwd_c)
     grad_mem = common.memory_stats(grad_c)
-    predicted = grad_mem.get("peak_memory_in_bytes") or (
-        grad_mem.get("temp_size_in_bytes", 0) + grad_mem.get("argument_size_in_bytes", 0)
-        + grad_mem.get("output_size_in_bytes", 0))
+    # (the CPU backend's peak_memory_in_bytes leaves out the temporaries: take the larger figure)
+    predicted = max(
+        grad_mem.get("peak_memory_in_bytes", 0),
+        grad_mem.get("temp_size_in_bytes", 0)
+        + grad_mem.get("argument_size_in_bytes", 0)
+        + grad_mem.get("output_size_in_bytes", 0),
+    )
     on_gpu = jax.default_backend() == "gpu"
+    if on_gpu and not budget_explicit:
+        limit = (jax.devices()[0].memory_stats() or {}).get("bytes_limit")
+        if limit:
+            mem_budget = int(0.8 * limit)  # device memory, not host RAM, bounds a GPU run
 
     def first_run(fn):
         """Time the first execution and measure its peak memory."""
@@ -136,29 +168,45 @@ def worker(spec: str, dtype_name: str, nsteps: int, checkpoint: str | None, reps
         return out, elapsed, mem
 
     rec = {
-        "grid": spec, "description": grid.describe(), "dtype": dtype_name, "nsteps": nsteps,
-        "dt_seconds": dt, "courant": courant, "checkpoint": checkpoint, "met": met_desc,
-        "cells": grid.nlev * grid.nlat * grid.nlon, "backend": jax.default_backend(),
+        "grid": spec,
+        "description": grid.describe(),
+        "dtype": dtype_name,
+        "nsteps": nsteps,
+        "dt_seconds": dt,
+        "courant": courant,
+        "checkpoint": checkpoint,
+        "met": met_desc,
+        "cells": grid.nlev * grid.nlat * grid.nlon,
+        "backend": jax.default_backend(),
         "forward": {"compile_seconds": fwd_compile, "memory_analysis": fwd_mem},
-        "gradient": {"compile_seconds": grad_compile, "memory_analysis": grad_mem,
-                     "predicted_peak_bytes": int(predicted)},
+        "gradient": {
+            "compile_seconds": grad_compile,
+            "memory_analysis": grad_mem,
+            "predicted_peak_bytes": int(predicted),
+        },
         "memory_budget_bytes": int(mem_budget),
     }
     val, t_first, mem = first_run(fwd_c)
     times_f = [t_first]
     for _ in range(reps):
+        if sum(times_f[1:]) > REPEAT_BUDGET_S:
+            break
         t = time.perf_counter()
         jax.block_until_ready(fwd_c(*args))
         times_f.append(time.perf_counter() - t)
     rec["forward"].update(seconds=min(times_f), all_seconds=times_f, measured=mem, cost=float(val))
 
     if predicted > mem_budget:
-        rec["gradient"]["skipped"] = (f"predicted peak {predicted / 2**30:.2f} GiB exceeds the budget "
-                                      f"{mem_budget / 2**30:.2f} GiB; not executed")
+        rec["gradient"]["skipped"] = (
+            f"predicted peak {predicted / 2**30:.2f} GiB exceeds the budget "
+            f"{mem_budget / 2**30:.2f} GiB; not executed"
+        )
         return rec
     (gval, (g_flux, g_init)), t_first, mem = first_run(grad_c)
     times_g = [t_first]
     for _ in range(reps):
+        if sum(times_g[1:]) > REPEAT_BUDGET_S:
+            break
         t = time.perf_counter()
         jax.block_until_ready(grad_c(*args))
         times_g.append(time.perf_counter() - t)
@@ -167,35 +215,64 @@ def worker(spec: str, dtype_name: str, nsteps: int, checkpoint: str | None, reps
     if not (np.all(np.isfinite(g_flux)) and np.all(np.isfinite(g_init))):
         raise RuntimeError(f"gradient_bench {spec} {dtype_name} {checkpoint}: non-finite gradient")
     rec["gradient"].update(
-        seconds=min(times_g), all_seconds=times_g, measured=mem, cost=float(gval),
-        grad_flux_norm=float(np.linalg.norm(g_flux)), grad_init_norm=float(np.linalg.norm(g_init)),
+        seconds=min(times_g),
+        all_seconds=times_g,
+        measured=mem,
+        cost=float(gval),
+        grad_flux_norm=float(np.linalg.norm(g_flux)),
+        grad_init_norm=float(np.linalg.norm(g_init)),
         grad_flux_sample=g_flux.ravel()[:: max(1, g_flux.size // 64)].tolist(),
     )
     rec["grad_over_forward"] = rec["gradient"]["seconds"] / rec["forward"]["seconds"]
     return rec
 
 
-def _run_worker(case, checkpoint, reps, budget, timeout) -> dict:
+def _run_worker(case, checkpoint, reps, budget, timeout, budget_explicit=False) -> dict:
     spec, dtype_name, nsteps = case
-    arg = json.dumps(dict(spec=spec, dtype_name=dtype_name, nsteps=nsteps, checkpoint=checkpoint,
-                          reps=reps, mem_budget=budget))
+    arg = json.dumps(
+        dict(
+            spec=spec,
+            dtype_name=dtype_name,
+            nsteps=nsteps,
+            checkpoint=checkpoint,
+            reps=reps,
+            mem_budget=budget,
+            budget_explicit=budget_explicit,
+        )
+    )
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     t = time.perf_counter()
     try:
-        proc = subprocess.run([sys.executable, "-m", "benchmarks.gradient_bench", "--worker", arg],
-                              cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(
+            [sys.executable, "-m", "benchmarks.gradient_bench", "--worker", arg],
+            cwd=REPO_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
     except subprocess.TimeoutExpired:
-        return {"grid": spec, "dtype": dtype_name, "nsteps": nsteps, "checkpoint": checkpoint,
-                "error": f"worker timed out after {timeout} s"}
+        return {
+            "grid": spec,
+            "dtype": dtype_name,
+            "nsteps": nsteps,
+            "checkpoint": checkpoint,
+            "error": f"worker timed out after {timeout} s",
+        }
     for line in proc.stdout.splitlines():
         if line.startswith(_MARK):
-            rec = json.loads(line[len(_MARK):])
+            rec = json.loads(line[len(_MARK) :])
             rec["worker_wall_seconds"] = time.perf_counter() - t
             return rec
     tail = (proc.stderr or "")[-1500:]
-    return {"grid": spec, "dtype": dtype_name, "nsteps": nsteps, "checkpoint": checkpoint,
-            "error": f"worker exit {proc.returncode}: {tail}"}
+    return {
+        "grid": spec,
+        "dtype": dtype_name,
+        "nsteps": nsteps,
+        "checkpoint": checkpoint,
+        "error": f"worker exit {proc.returncode}: {tail}",
+    }
 
 
 def _consistency(records: list[dict]) -> dict:
@@ -214,13 +291,18 @@ def _consistency(records: list[dict]) -> dict:
         for r in rs[1:]:
             g = np.asarray(r["gradient"]["grad_flux_sample"])
             diffs[f"{r['checkpoint']} vs {rs[0]['checkpoint']}"] = float(
-                np.max(np.abs(g - ref)) / max(np.max(np.abs(ref)), 1e-300))
+                np.max(np.abs(g - ref)) / max(np.max(np.abs(ref)), 1e-300)
+            )
         out[" ".join(map(str, key))] = diffs
     return out
 
 
-def main(outdir: Path = DEFAULT_RESULTS, quick: bool = False, preset: str | None = None,
-         mem_budget: int | None = None) -> dict:
+def main(
+    outdir: Path = DEFAULT_RESULTS,
+    quick: bool = False,
+    preset: str | None = None,
+    mem_budget: int | None = None,
+) -> dict:
     """Run the preset's cases x checkpoint modes (one process each) and write ``gradient.json``."""
     preset = preset or ("quick" if quick else "full")
     settings = PRESETS[preset]
@@ -229,10 +311,12 @@ def main(outdir: Path = DEFAULT_RESULTS, quick: bool = False, preset: str | None
         "preset": preset,
         "method": (
             "J = misfit of the final mixing ratio (lowest 3 levels); gradient = value_and_grad wrt "
-            "surface flux and initial tracer; time ratio = best gradient call / best forward call "
-            f"(first call + {settings['reps']} more, after compilation); memory = XLA "
-            "memory_analysis (compile-time) and measured peak RSS increase (VmHWM reset via "
-            "/proc/self/clear_refs) or GPU peak_bytes_in_use; one process per variant"),
+            "surface flux and initial tracer; time ratio = best gradient call / best forward "
+            f"call (first call + up to {settings['reps']} more within {REPEAT_BUDGET_S:.0f} s, after "
+            "compilation); memory = XLA memory_analysis (compile-time) and measured peak RSS "
+            "increase (VmHWM reset via /proc/self/clear_refs) or GPU peak_bytes_in_use; one process "
+            "per variant"
+        ),
         "memory_budget_bytes": budget,
         "records": [],
     }
@@ -240,16 +324,19 @@ def main(outdir: Path = DEFAULT_RESULTS, quick: bool = False, preset: str | None
     for case in settings["cases"]:
         for ck in CHECKPOINTS:
             log(f"gradient {case[0]} {case[1]} {case[2]} steps, checkpoint={ck}")
-            rec = _run_worker(case, ck, settings["reps"], budget, settings["timeout"])
+            rec = _run_worker(case, ck, settings["reps"], budget, settings["timeout"], mem_budget is not None)
             if "error" in rec:
                 log(f"  FAILED: {rec['error'][-300:]}")
             elif "skipped" in rec["gradient"]:
                 log(f"  forward {rec['forward']['seconds']:.2f} s; gradient {rec['gradient']['skipped']}")
             else:
-                log(f"  forward {rec['forward']['seconds']:.2f} s, gradient "
+                log(
+                    f"  forward {rec['forward']['seconds']:.2f} s, gradient "
                     f"{rec['gradient']['seconds']:.2f} s, ratio {rec['grad_over_forward']:.2f}, "
-                    f"XLA temp {rec['gradient']['memory_analysis'].get('temp_size_in_bytes', 0) / 2**20:.0f}"
-                    " MiB")
+                    f"XLA temp "
+                    f"{rec['gradient']['memory_analysis'].get('temp_size_in_bytes', 0) / 2**20:.0f}"
+                    " MiB"
+                )
             payload["records"].append(rec)
             payload["checkpoint_consistency"] = _consistency(payload["records"])
             payload["wall_seconds"] = time.perf_counter() - t0

@@ -5,9 +5,9 @@ independent check of both. It implements exactly the same scheme as
 ``diffflux.transport.Transport`` with the default strategies:
 
 * Strang-split advection ``X(dt/2) Y(dt/2) Z(dt) Y(dt/2) X(dt/2)`` (Strang 1968) in flux form, where
-  every one-dimensional sweep moves the air mass ``m`` [kg] with the same face air-mass fluxes as the
-  tracer (Easter 1993, Mon. Wea. Rev. 121, 297-304), so mass is conserved and a uniform mixing ratio
-  stays uniform;
+  every one-dimensional sweep moves the air mass ``m`` [kg] with the same face air-mass fluxes as
+  the tracer (Easter 1993, Mon. Wea. Rev. 121, 297-304), so mass is conserved and a uniform mixing
+  ratio stays uniform;
 * monotone piecewise-parabolic reconstruction of the mixing ratio (Colella & Woodward 1984,
   J. Comput. Phys. 54, 174-201, eq. 1.5-1.10) with van Leer / monotonised-central limited slopes in
   the fourth-order edge interpolation, and the CW84 integrals over the swept fraction (eq. 1.12);
@@ -24,11 +24,12 @@ independent check of both. It implements exactly the same scheme as
   ``E = A rho^2 g Kz / dp_mid`` [kg s-1] at interior interfaces, solved per column by the Thomas
   algorithm; surface emissions [mol m-2 s-1] enter level 0 before the solve.
 
-Array layout (as in diffflux): tracer ``q (ntr, nlev, nlat, nlon)`` [mol], air ``m (nlev, nlat, nlon)``
-[kg], zonal face fluxes ``mfx (nlev, nlat, nlon)`` through the west face of every cell (periodic),
-meridional ``mfy (nlev, nlat + 1, nlon)`` through the south face of every row (zero at the poles),
-vertical ``fz (nlev + 1, nlat, nlon)`` upward through the bottom interface of every level; level 0 is
-at the surface. All arithmetic runs in the dtype of the inputs (float32 or float64).
+Array layout (as in diffflux): tracer ``q (ntr, nlev, nlat, nlon)`` [mol], air ``m (nlev, nlat,
+nlon)`` [kg], zonal face fluxes ``mfx (nlev, nlat, nlon)`` through the west face of every cell
+(periodic), meridional ``mfy (nlev, nlat + 1, nlon)`` through the south face of every row (zero at
+the poles), vertical ``fz (nlev + 1, nlat, nlon)`` upward through the bottom interface of every
+level; level 0 is at the surface. All arithmetic runs in the dtype of the inputs (float32 or
+float64).
 """
 
 from __future__ import annotations
@@ -52,9 +53,9 @@ def ppm_parabolas(a: np.ndarray, monotone: bool = True):
         monotone: apply the van Leer slope limiter and the CW84 monotonicity constraint.
 
     Returns:
-        ``(aL, aR, a6)``, each ``(..., N - 4)``, for cells ``2 .. N - 3`` of ``a``; the parabola over the
-        cell is ``a(xi) = aL + xi (aR - aL + a6 (1 - xi))`` with ``xi in [0, 1]`` west/south to
-        east/north (CW84 eq. 1.4-1.5).
+        ``(aL, aR, a6)``, each ``(..., N - 4)``, for cells ``2 .. N - 3`` of ``a``; the parabola
+        over the cell is ``a(xi) = aL + xi (aR - aL + a6 (1 - xi))`` with ``xi in [0, 1]``
+        west/south to east/north (CW84 eq. 1.4-1.5).
     """
     # slope of cells 1 .. N-2 (CW84 eq. 1.7 / 1.8)
     am, a0, ap = a[..., :-2], a[..., 1:-1], a[..., 2:]
@@ -72,7 +73,7 @@ def ppm_parabolas(a: np.ndarray, monotone: bool = True):
     aR = edge[..., 1:]  # east face of cells 2 .. N-3
     c = a[..., 2:-2]
     if monotone:
-        # CW84 eq. 1.10: flatten local extrema, then pull back the edge where the parabola overshoots
+        # CW84 eq. 1.10: flatten local extrema, pull back the edge where the parabola overshoots
         flat = (aR - c) * (c - aL) <= 0.0
         aL = np.where(flat, c, aL)
         aR = np.where(flat, c, aR)
@@ -87,7 +88,7 @@ def ppm_parabolas(a: np.ndarray, monotone: bool = True):
 
 
 def _mean_upper(aL, aR, a6, x):
-    """Mean of the parabola over ``xi in [1 - x, 1]`` (the part that leaves through the east face)."""
+    """Mean of the parabola over ``xi in [1 - x, 1]`` (the part leaving through the east face)."""
     # integral of aL + xi (da + a6 (1 - xi)) over [1 - x, 1], divided by x (CW84 eq. 1.12)
     return aR - 0.5 * x * ((aR - aL) - (1.0 - 2.0 * x / 3.0) * a6)
 
@@ -125,16 +126,19 @@ def _across_pole(x: np.ndarray, rows: list[int]) -> np.ndarray:
 
 
 def sweep_meridional(q, m, Fy, monotone=True):
-    """Meridional sweep: ``q`` [mol], ``m`` [kg], ``Fy (nlev, nlat + 1, nlon)`` [kg]. Returns ``(q, m)``."""
+    """Meridional sweep of ``q`` [mol] and ``m`` [kg] with ``Fy (nlev, nlat + 1, nlon)`` [kg]."""
     nlat = m.shape[-2]
     chi = q * M_AIR / m
     chi_pad = np.concatenate(
-        [_across_pole(chi, [2, 1, 0]), chi, _across_pole(chi, [nlat - 1, nlat - 2, nlat - 3])], axis=-2
+        [_across_pole(chi, [2, 1, 0]), chi, _across_pole(chi, [nlat - 1, nlat - 2, nlat - 3])],
+        axis=-2,
     )
     m_pad = np.concatenate([_across_pole(m, [0]), m, _across_pole(m, [nlat - 1])], axis=-2)
     # move latitude to the last axis for the one-dimensional kernel
     f = _eulerian_fluxes(
-        np.swapaxes(chi_pad, -1, -2), np.swapaxes(m_pad, -1, -2)[None], np.swapaxes(Fy, -1, -2)[None],
+        np.swapaxes(chi_pad, -1, -2),
+        np.swapaxes(m_pad, -1, -2)[None],
+        np.swapaxes(Fy, -1, -2)[None],
         monotone,
     )
     f = np.swapaxes(f, -1, -2)  # (ntr, nlev, nlat + 1, nlon)
@@ -149,7 +153,9 @@ def sweep_vertical(q, m, Fz, monotone=True):
     chi_pad = np.concatenate([chi[:, :1]] * 3 + [chi] + [chi[:, -1:]] * 3, axis=1)
     m_pad = np.concatenate([m[:1], m, m[-1:]], axis=0)
     f = _eulerian_fluxes(
-        np.moveaxis(chi_pad, 1, -1), np.moveaxis(m_pad, 0, -1)[None], np.moveaxis(Fz, 0, -1)[None],
+        np.moveaxis(chi_pad, 1, -1),
+        np.moveaxis(m_pad, 0, -1)[None],
+        np.moveaxis(Fz, 0, -1)[None],
         monotone,
     )
     f = np.moveaxis(f, -1, 1)  # (ntr, nlev + 1, nlat, nlon)
@@ -221,9 +227,10 @@ def sweep_zonal(q, m, Fx, monotone=True):
 def vertical_fluxes(Fx, Fy, b):
     """Upward air mass through the bottom interface of every level from continuity [kg].
 
-    Starting from zero at the surface, ``W_{k+1} = W_k - D_k + (b_k - b_{k+1}) sum_l D_l`` where ``D_k`` is
-    the horizontal net outflow of level ``k``: each level keeps its hybrid share of the column change.
-    ``W`` at the model top is set to exactly zero (the recursion gives it to round-off).
+    Starting from zero at the surface, ``W_{k+1} = W_k - D_k + (b_k - b_{k+1}) sum_l D_l`` where
+    ``D_k`` is the horizontal net outflow of level ``k``: each level keeps its hybrid share of the
+    column change. ``W`` at the model top is set to exactly zero (the recursion gives it to
+    round-off).
     """
     D = (np.roll(Fx, -1, axis=-1) - Fx) + (Fy[:, 1:] - Fy[:, :-1])
     column = D.sum(axis=0)
@@ -243,9 +250,9 @@ def diffuse_vertical(q, m, kz, temperature, area, p_top, dt, kz_min=0.0):
     """Backward-Euler vertical diffusion of the mixing ratio, no flux at surface and top.
 
     ``m_k (chi'_k - chi_k) = dt [E_{k+1} (chi'_{k+1} - chi'_k) - E_k (chi'_k - chi'_{k-1})]`` with
-    ``E = A rho^2 g (Kz + kz_min) / dp_mid`` [kg s-1], ``rho = p / (R_dry T)`` at the interface, interface
-    pressures from the carried air mass (``p = p_top + g sum_{above} m / A``) and ``dp_mid`` the pressure
-    difference of the adjacent layer mid-points.
+    ``E = A rho^2 g (Kz + kz_min) / dp_mid`` [kg s-1], ``rho = p / (R_dry T)`` at the interface,
+    interface pressures from the carried air mass (``p = p_top + g sum_{above} m / A``) and
+    ``dp_mid`` the pressure difference of the adjacent layer mid-points.
 
     Args:
         q, m: state [mol], [kg]; kz: ``(nlev + 1, nlat, nlon)`` [m2 s-1]; temperature:
@@ -261,7 +268,7 @@ def diffuse_vertical(q, m, kz, temperature, area, p_top, dt, kz_min=0.0):
     rho = p[1:-1] / (R_DRY * 0.5 * (temperature[:-1] + temperature[1:]))
     E = area * rho * rho * GRAVITY * (kz[1:-1] + kz_min) / (p_mid[:-1] - p_mid[1:])
     a = dt * E  # coupling between level k and k+1, k = 0 .. nlev-2
-    # tridiagonal system per column: -a_{k-1} x_{k-1} + (m_k + a_{k-1} + a_k) x_k - a_k x_{k+1} = m_k chi_k
+    # per column: -a_{k-1} x_{k-1} + (m_k + a_{k-1} + a_k) x_k - a_k x_{k+1} = m_k chi_k
     zero = np.zeros_like(m[:1])
     a_below = np.concatenate([zero, a], axis=0)  # coupling to the level below (k-1)
     a_above = np.concatenate([a, zero], axis=0)  # coupling to the level above (k+1)
@@ -343,11 +350,15 @@ class NumpyTransport:
     @classmethod
     def from_grid(cls, grid, **kwargs) -> NumpyTransport:
         """Build from a :class:`diffflux.grid.LatLonGrid` (only its geometry is used)."""
-        return cls(b=np.asarray(grid.levels.b), area=np.asarray(grid.area),
-                   p_top=float(grid.levels.p_top), **kwargs)
+        return cls(
+            b=np.asarray(grid.levels.b),
+            area=np.asarray(grid.area),
+            p_top=float(grid.levels.p_top),
+            **kwargs,
+        )
 
     def advect(self, q, m, mfx, mfy, dt):
-        """Advection ``X/2 Y/2 Z Y/2 X/2`` with face fluxes [kg s-1] times ``dt`` [s]. Returns ``(q, m)``."""
+        """Advection ``X/2 Y/2 Z Y/2 X/2``, face fluxes [kg s-1] times ``dt`` [s] -> ``(q, m)``."""
         dtype = m.dtype
         fx = (mfx * dt).astype(dtype)
         fy = (mfy * dt).astype(dtype)
@@ -363,7 +374,7 @@ class NumpyTransport:
         return q, m
 
     def step(self, q, m, met: NumpyMet, dt, flux=None):
-        """Advection, surface flux ``(ntr, nlat, nlon)`` [mol m-2 s-1] into level 0, vertical diffusion."""
+        """Advection, surface flux ``(ntr, nlat, nlon)`` [mol m-2 s-1] into level 0, Kz."""
         dtype = m.dtype
         q, m = self.advect(q, m, met.mfx, met.mfy, dt)
         area = self.area.astype(dtype)
@@ -374,12 +385,20 @@ class NumpyTransport:
             temperature = met.temperature
             if temperature is None:
                 temperature = np.full_like(m, 250.0)
-            q = diffuse_vertical(q, m, met.kz.astype(dtype), temperature.astype(dtype), area,
-                                 dtype.type(self.p_top), dtype.type(dt), self.kz_min)
+            q = diffuse_vertical(
+                q,
+                m,
+                met.kz.astype(dtype),
+                temperature.astype(dtype),
+                area,
+                dtype.type(self.p_top),
+                dtype.type(dt),
+                self.kz_min,
+            )
         return q, m
 
     def run(self, q, m, met, dt, nsteps, t0=0.0, flux=None):
-        """``nsteps`` steps with met ``met.fields(t)`` at the middle of every step. Returns ``(q, m)``."""
+        """``nsteps`` steps, met ``met.fields(t)`` at the middle of every step -> ``(q, m)``."""
         for n in range(nsteps):
             q, m = self.step(q, m, met.fields(t0 + (n + 0.5) * dt), dt, flux)
         return q, m

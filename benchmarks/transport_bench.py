@@ -9,14 +9,14 @@ For each grid (``4x5L10``, ``2x2.5L25``, ``1x1L25``; ``0.5x0.5L25`` in the GPU p
 * JAX: ``jax.jit(lambda met, state: run(model, met, state, dt=dt, nsteps=N)[0])``, i.e. one
   ``lax.scan`` over ``N`` steps. Compile time (lower + compile) is reported separately; the steady
   state time is the best of ``reps`` calls after one warm-up call;
-* NumPy: :class:`benchmarks.numpy_reference.NumpyTransport` stepping the same state with the same met
-  (best step of ``k``). After those ``k`` steps the JAX single step is run from the same state and the
-  two results are compared (a full-size correctness check of the benchmark);
+* NumPy: :class:`benchmarks.numpy_reference.NumpyTransport` stepping the same state with the same
+  met (best step of ``k``). After those ``k`` steps the JAX single step is run from the same state
+  and the two results are compared (a full-size correctness check of the benchmark);
 * bandwidth bound: the *minimal* bytes a step must move per cell, for one fused pass over memory,
   are counted explicitly (see :func:`byte_counts`) and divided into the measured bandwidth
   (``bandwidth.json``, best JAX STREAM kernel): ``fraction = bytes/cell x cells/s / bandwidth``;
-* profile: every operator of the step timed alone, each in its own jitted ``lax.scan``, to show which
-  dominates, plus operation counts of the compiled step (XLA fusions, nested loops, gathers).
+* profile: every operator of the step timed alone, each in its own jitted ``lax.scan``, to show
+  which dominates, plus operation counts of the compiled step (XLA fusions, nested loops, gathers).
 
 A cell update is one grid cell (level x lat x lon) advanced by one step for all ``ntracer`` tracers.
 """
@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import argparse
 import collections
+import inspect
 import json
+import os
 import re
 import time
 from pathlib import Path
@@ -43,16 +45,42 @@ from diffflux.transport import Transport, run
 from diffflux.transport.advection import sweep_x, sweep_y, sweep_z, vertical_mass_flux
 
 PRESETS = {
-    "quick": dict(specs=["4x5L10"], dtypes=["float32", "float64"], target_updates=2e6, min_steps=8,
-                  max_steps=64, reps=2, numpy_updates=1e5, numpy_max_steps=3, numpy_max_cells=2e6,
-                  profile_specs=["4x5L10"]),
-    "full": dict(specs=["4x5L10", "2x2.5L25", "1x1L25"], dtypes=["float32", "float64"],
-                 target_updates=3e7, min_steps=8, max_steps=400, reps=3, numpy_updates=1.5e6,
-                 numpy_max_steps=20, numpy_max_cells=2e6,
-                 profile_specs=["4x5L10", "2x2.5L25", "1x1L25"]),
-    "gpu": dict(specs=["4x5L10", "2x2.5L25", "1x1L25", "0.5x0.5L25"], dtypes=["float32", "float64"],
-                target_updates=4e8, min_steps=20, max_steps=1000, reps=5, numpy_updates=1.5e6,
-                numpy_max_steps=3, numpy_max_cells=2e6, profile_specs=["1x1L25"]),
+    "quick": dict(
+        specs=["4x5L10"],
+        dtypes=["float32", "float64"],
+        target_updates=2e6,
+        min_steps=8,
+        max_steps=64,
+        reps=2,
+        numpy_updates=1e5,
+        numpy_max_steps=3,
+        numpy_max_cells=2e6,
+        profile_specs=["4x5L10"],
+    ),
+    "full": dict(
+        specs=["4x5L10", "2x2.5L25", "1x1L25"],
+        dtypes=["float32", "float64"],
+        target_updates=3e7,
+        min_steps=8,
+        max_steps=400,
+        reps=3,
+        numpy_updates=1.5e6,
+        numpy_max_steps=20,
+        numpy_max_cells=2e6,
+        profile_specs=["4x5L10", "2x2.5L25", "1x1L25"],
+    ),
+    "gpu": dict(
+        specs=["2x2.5L25", "1x1L25", "0.5x0.5L25"],
+        dtypes=["float32", "float64"],
+        target_updates=4e8,
+        min_steps=20,
+        max_steps=1000,
+        reps=5,
+        numpy_updates=1.5e6,
+        numpy_max_steps=2,
+        numpy_max_cells=2e6,
+        profile_specs=["1x1L25:float32"],
+    ),
 }
 
 
@@ -67,8 +95,9 @@ def byte_counts(ntracer: int, itemsize: int) -> dict:
 
     Per-operator streaming estimate (each operator of the split scheme reads its inputs and writes
     its outputs once, no fusion across operators): met interpolation 8 + 4, vertical mass flux from
-    ``fx, fy`` 3, four horizontal sweeps and one vertical sweep ``(2 ntracer + 3)`` each (q, m, F in;
-    q, m out), vertical diffusion ``2 ntracer + 3`` (q, m, kz, T in; q out): ``33 + 12 ntracer`` words.
+    ``fx, fy`` 3, four horizontal sweeps and one vertical sweep ``(2 ntracer + 3)`` each (q, m, F
+    in; q, m out), vertical diffusion ``2 ntracer + 3`` (q, m, kz, T in; q out): ``33 + 12 ntracer``
+    words.
     """
     minimal = 2 * ntracer + 2 + 8
     split = 12 + 3 + 5 * (2 * ntracer + 3) + (2 * ntracer + 3)
@@ -77,21 +106,26 @@ def byte_counts(ntracer: int, itemsize: int) -> dict:
         "itemsize": itemsize,
         "minimal_words_per_cell": minimal,
         "minimal_bytes_per_cell": minimal * itemsize,
-        "minimal_breakdown": (f"read q ({ntracer}) + m (1) + 2 met snapshots x (mfx, mfy, kz, T) (8); "
-                              f"write q ({ntracer}) + m (1)"),
+        "minimal_breakdown": (
+            f"read q ({ntracer}) + m (1) + 2 met snapshots x (mfx, mfy, kz, T) (8); "
+            f"write q ({ntracer}) + m (1)"
+        ),
         "split_words_per_cell": split,
         "split_bytes_per_cell": split * itemsize,
-        "split_breakdown": ("met interpolation 12, vertical mass flux 3, 5 sweeps x (2 ntracer + 3), "
-                            "vertical diffusion (2 ntracer + 3)"),
+        "split_breakdown": (
+            "met interpolation 12, vertical mass flux 3, 5 sweeps x (2 ntracer + 3), "
+            "vertical diffusion (2 ntracer + 3)"
+        ),
     }
 
 
 def hlo_summary(text: str) -> dict:
     """Operation counts of a compiled XLA program (text of ``compiled.as_text()``).
 
-    Counts the instructions executed as separate kernels: those in the entry computation and in
-    while-loop bodies/conditions (transitively), excluding parameters, constants, tuples and
-    bitcasts; fused computations are not expanded (a fusion counts once).
+    Counts the instructions executed as separate kernels: those in the entry computation, in
+    while-loop bodies/conditions and in the branches of conditionals (all branches, transitively),
+    excluding parameters, constants, tuples and bitcasts; fused computations are not expanded (a
+    fusion counts once).
     """
     comps: dict[str, list[str]] = {}
     entry = None
@@ -132,10 +166,18 @@ def hlo_summary(text: str) -> dict:
             if op == "while":
                 whiles += 1
                 stack += re.findall(r"(?:body|condition)=%([\w.-]+)", ln)
-            elif op in ("call", "conditional"):
-                stack += re.findall(r"(?:to_apply|branch_computations=\{|calls)=%([\w.-]+)", ln)
-    return {"executed_kernels": int(sum(counts.values())), "while_loops": whiles,
-            "by_op": dict(counts.most_common(12))}
+            elif op == "call":
+                stack += re.findall(r"to_apply=%([\w.-]+)", ln)
+            elif op == "conditional":
+                for group in re.findall(r"branch_computations=\{([^}]*)\}", ln):
+                    stack += re.findall(r"%([\w.-]+)", group)
+                stack += re.findall(r"(?:true|false)_computation=%([\w.-]+)", ln)
+    return {
+        "executed_kernels": int(sum(counts.values())),
+        "while_loops": whiles,
+        "conditionals": int(counts.get("conditional", 0)),
+        "by_op": dict(counts.most_common(12)),
+    }
 
 
 def _bandwidth_bound(outdir: Path) -> tuple[float, str]:
@@ -174,6 +216,7 @@ def profile_operators(model: Transport, met, state, dt: float, nsteps: int, reps
     def looped(body):
         def f(carry, *consts):
             return lax.scan(lambda c, _: (body(c, *consts), None), carry, None, length=nsteps)[0]
+
         return f
 
     def met_body(c, met_):
@@ -186,34 +229,85 @@ def profile_operators(model: Transport, met, state, dt: float, nsteps: int, reps
         E = vd.exchange(mm, kz, temp, _pressure_interfaces(mm, area, p_top), area)
         return vd(qq, mm, E, dt)
 
+    # the zonal sweep as the model calls it (Eulerian rows + FFSL polar rows where the core supports
+    # that split), and the all-rows FFSL sweep as a reference (not part of the step's sum)
+    polar = getattr(model, "polar_rows", None)
+    split_supported = "polar_rows" in inspect.signature(sweep_x).parameters and polar is not None
+    if split_supported:
+        x_name = "sweep_x"
+        x_detail = f"FFSL in {polar} polar rows per pole, Eulerian elsewhere"
+
+        def x_body(c, F):
+            return sweep_x(*c, F, r, polar)
+    else:
+        x_name = "sweep_x"
+        x_detail = "FFSL on all rows"
+
+        def x_body(c, F):
+            return sweep_x(*c, F, r)
+
     ops = {
-        "sweep_x (zonal FFSL)": (looped(lambda c, F: sweep_x(*c, F, r)), ((q, m), 0.5 * fx), 2),
+        x_name: (looped(x_body), ((q, m), 0.5 * fx), 2),
         "sweep_y (meridional)": (looped(lambda c, F: sweep_y(*c, F, r)), ((q, m), 0.5 * fy), 2),
         "sweep_z (vertical)": (looped(lambda c, F: sweep_z(*c, F, r)), ((q, m), fz), 1),
-        "vertical_diffusion": (looped(vd_body), (q, m, f0.kz.astype(dtype),
-                                                 f0.temperature.astype(dtype)), 1),
+        "vertical_diffusion": (
+            looped(vd_body),
+            (q, m, f0.kz.astype(dtype), f0.temperature.astype(dtype)),
+            1,
+        ),
         "met_interp + vertical_mass_flux": (
             looped(met_body),
-            ((jnp.zeros_like(fz), jnp.zeros_like(f0.kz), jnp.zeros_like(m),
-              jnp.asarray(0.5 * dt, dtype)), met), 1),
+            (
+                (
+                    jnp.zeros_like(fz),
+                    jnp.zeros_like(f0.kz),
+                    jnp.zeros_like(m),
+                    jnp.asarray(0.5 * dt, dtype),
+                ),
+                met,
+            ),
+            1,
+        ),
     }
+    if split_supported:
+        ops["reference: sweep_x FFSL on all rows"] = (
+            looped(lambda c, F: sweep_x(*c, F, r)),
+            ((q, m), 0.5 * fx),
+            0,
+        )
     out = {}
     for name, (fn, args, mult) in ops.items():
         compiled, tc = common.compile_timed(fn, *args)
         best, _, _ = common.timed(compiled, *args, reps=reps)
-        out[name] = {"seconds_per_call": best / nsteps, "calls_per_step": mult,
-                     "seconds_per_step": mult * best / nsteps, "compile_seconds": tc}
+        out[name] = {
+            "seconds_per_call": best / nsteps,
+            "calls_per_step": mult,
+            "seconds_per_step": mult * best / nsteps,
+            "compile_seconds": tc,
+        }
+    out[x_name]["detail"] = x_detail
     return out
 
 
-def bench_config(spec: str, dtype_name: str, settings: dict, bound_gbs: float,
-                 ntracer: int = 1, do_profile: bool = False) -> dict:
+def bench_config(
+    spec: str,
+    dtype_name: str,
+    settings: dict,
+    bound_gbs: float,
+    ntracer: int = 1,
+    do_profile: bool = False,
+) -> dict:
     """Benchmark one grid and dtype; returns the result record."""
+    load_start = os.getloadavg()[0]
     res, grid = common.parse_grid(spec)
     dtype = jnp.dtype(dtype_name)
     cells = grid.nlev * grid.nlat * grid.nlon
-    nsteps = int(min(settings["max_steps"], max(settings["min_steps"],
-                                                round(settings["target_updates"] / cells))))
+    nsteps = int(
+        min(
+            settings["max_steps"],
+            max(settings["min_steps"], round(settings["target_updates"] / cells)),
+        )
+    )
     dt = common.DEFAULT_DT[res]
     times, snaps, met_desc = common.benchmark_met(grid, nsteps * dt)
     model = Transport(grid)
@@ -222,8 +316,10 @@ def bench_config(spec: str, dtype_name: str, settings: dict, bound_gbs: float,
     state = model.initial_state(jnp.asarray(chi, dtype), jnp.asarray(snaps[0]["ps"], dtype))
     check_times = times[:: max(1, len(times) // 6)]
     dt, courant = common.choose_dt(model, met, state, dt, check_times)
-    log(f"transport {spec} {dtype_name}: {grid.describe()}, {cells} cells, {nsteps} steps of "
-        f"{dt:g} s, met: {met_desc[:60]}")
+    log(
+        f"transport {spec} {dtype_name}: {grid.describe()}, {cells} cells, {nsteps} steps of "
+        f"{dt:g} s, met: {met_desc[:60]}"
+    )
 
     # --- JAX: steady-state scan of nsteps steps -------------------------------------------------
     def forward(met_, s):
@@ -241,14 +337,27 @@ def bench_config(spec: str, dtype_name: str, settings: dict, bound_gbs: float,
         raise RuntimeError(f"transport bench {spec} {dtype_name}: non-finite tracer or air <= 0")
     bytes_ = byte_counts(ntracer, dtype.itemsize)
     rec = {
-        "grid": spec, "resolution": res, "description": grid.describe(), "dtype": dtype_name,
-        "ntracer": ntracer, "cells": cells, "dt_seconds": dt, "courant": courant, "met": met_desc,
-        "met_snapshots": len(times), "nsteps": nsteps,
+        "grid": spec,
+        "resolution": res,
+        "description": grid.describe(),
+        "dtype": dtype_name,
+        "ntracer": ntracer,
+        "cells": cells,
+        "dt_seconds": dt,
+        "courant": courant,
+        "met": met_desc,
+        "met_snapshots": len(times),
+        "nsteps": nsteps,
         "jax": {
-            "compile_seconds": compile_s, "best_seconds": best, "all_seconds": all_t,
-            "seconds_per_step": best / nsteps, "cell_updates_per_s": cells_per_s,
-            "tracer_mass_rel_change": mass_rel, "air_min_kg": air_min,
-            "memory": common.memory_stats(compiled), "hlo": hlo_summary(compiled.as_text()),
+            "compile_seconds": compile_s,
+            "best_seconds": best,
+            "all_seconds": all_t,
+            "seconds_per_step": best / nsteps,
+            "cell_updates_per_s": cells_per_s,
+            "tracer_mass_rel_change": mass_rel,
+            "air_min_kg": air_min,
+            "memory": common.memory_stats(compiled),
+            "hlo": hlo_summary(compiled.as_text()),
         },
         "bytes": bytes_,
         "bandwidth_bound_gb_per_s": bound_gbs,
@@ -257,8 +366,11 @@ def bench_config(spec: str, dtype_name: str, settings: dict, bound_gbs: float,
     rec["jax"]["fraction_of_bound_minimal"] = rec["jax"]["achieved_gb_per_s_minimal"] / bound_gbs
     rec["jax"]["fraction_of_bound_split"] = bytes_["split_bytes_per_cell"] * cells_per_s / 1e9 / bound_gbs
     rec["bound_cell_updates_per_s"] = bound_gbs * 1e9 / bytes_["minimal_bytes_per_cell"]
-    log(f"  jax: compile {compile_s:.1f} s, {best / nsteps * 1e3:.2f} ms/step, "
-        f"{cells_per_s / 1e6:.2f} Mcell/s, {100 * rec['jax']['fraction_of_bound_minimal']:.1f}% of bound")
+    log(
+        f"  jax: compile {compile_s:.1f} s, {best / nsteps * 1e3:.2f} ms/step, "
+        f"{cells_per_s / 1e6:.2f} Mcell/s, "
+        f"{100 * rec['jax']['fraction_of_bound_minimal']:.1f}% of bound"
+    )
 
     # --- NumPy reference ----------------------------------------------------------------------
     if cells <= settings["numpy_max_cells"]:
@@ -279,16 +391,20 @@ def bench_config(spec: str, dtype_name: str, settings: dict, bound_gbs: float,
             s = one(met, s, jnp.asarray((n + 0.5) * dt, dtype))
         qj, mj = np.asarray(s.tracer), np.asarray(s.air)
         rec["numpy"] = {
-            "steps": k, "best_seconds_per_step": np_best, "all_seconds_per_step": step_times,
-            "cell_updates_per_s": cells / np_best, "dtype_out": str(q.dtype),
+            "steps": k,
+            "best_seconds_per_step": np_best,
+            "all_seconds_per_step": step_times,
+            "cell_updates_per_s": cells / np_best,
+            "dtype_out": str(q.dtype),
             "max_rel_diff_tracer_vs_jax": float(np.max(np.abs(qj - q)) / np.max(np.abs(q))),
             "max_rel_diff_air_vs_jax": float(np.max(np.abs(mj - m)) / np.max(np.abs(m))),
-            "fraction_of_bound_minimal": bytes_["minimal_bytes_per_cell"] * cells / np_best / 1e9
-            / bound_gbs,
+            "fraction_of_bound_minimal": bytes_["minimal_bytes_per_cell"] * cells / np_best / 1e9 / bound_gbs,
         }
         rec["jax_over_numpy"] = cells_per_s / rec["numpy"]["cell_updates_per_s"]
-        log(f"  numpy: {np_best:.3f} s/step -> JAX/NumPy = {rec['jax_over_numpy']:.1f}x; "
-            f"max rel diff {rec['numpy']['max_rel_diff_tracer_vs_jax']:.1e}")
+        log(
+            f"  numpy: {np_best:.3f} s/step -> JAX/NumPy = {rec['jax_over_numpy']:.1f}x; "
+            f"max rel diff {rec['numpy']['max_rel_diff_tracer_vs_jax']:.1e}"
+        )
     else:
         rec["numpy"] = {"skipped": f"cells {cells} > numpy_max_cells {settings['numpy_max_cells']:g}"}
 
@@ -299,34 +415,50 @@ def bench_config(spec: str, dtype_name: str, settings: dict, bound_gbs: float,
         step_s = best / nsteps
         for v in prof.values():
             v["share_of_step"] = v["seconds_per_step"] / step_s
-        rec["profile"] = {"operators": prof, "sum_seconds_per_step": total,
-                          "full_step_seconds": step_s, "sum_over_full_step": total / step_s}
+        rec["profile"] = {
+            "operators": prof,
+            "sum_seconds_per_step": total,
+            "full_step_seconds": step_s,
+            "sum_over_full_step": total / step_s,
+        }
         top = max(prof, key=lambda k_: prof[k_]["seconds_per_step"])
         log(f"  profile: {top} dominates ({100 * prof[top]['share_of_step']:.0f}% of a step)")
+    rec["loadavg_1min"] = [load_start, os.getloadavg()[0]]
     return rec
 
 
-def main(outdir: Path = DEFAULT_RESULTS, quick: bool = False, preset: str | None = None,
-         ntracer: int = 1) -> dict:
+def main(
+    outdir: Path = DEFAULT_RESULTS, quick: bool = False, preset: str | None = None, ntracer: int = 1
+) -> dict:
     """Run the preset (``quick``/``full``/``gpu``) and write ``transport.json``."""
     preset = preset or ("quick" if quick else "full")
     settings = PRESETS[preset]
     bound, bound_src = _bandwidth_bound(outdir)
     payload = {
         "preset": preset,
-        "method": ("cell-updates/s of Transport(grid) (PPM advection + implicit vertical diffusion), "
-                   f"{ntracer} tracer(s), InterpolatedMet; JAX: jitted lax.scan over nsteps, best of "
-                   f"{settings['reps']} after warm-up, compile timed separately; NumPy: best step; "
-                   "bound = bandwidth / minimal bytes per cell"),
-        "bandwidth_bound_gb_per_s": bound, "bandwidth_source": bound_src,
-        "settings": settings, "configs": [],
+        "method": (
+            "cell-updates/s of Transport(grid) (PPM advection + implicit vertical diffusion), "
+            f"{ntracer} tracer(s), InterpolatedMet; JAX: jitted lax.scan over nsteps, best of "
+            f"{settings['reps']} after warm-up, compile timed separately; NumPy: best step; "
+            "bound = bandwidth / minimal bytes per cell"
+        ),
+        "bandwidth_bound_gb_per_s": bound,
+        "bandwidth_source": bound_src,
+        "settings": settings,
+        "configs": [],
     }
     t0 = time.perf_counter()
     for spec in settings["specs"]:
         for dt_name in settings["dtypes"]:
             try:
-                rec = bench_config(spec, dt_name, settings, bound, ntracer,
-                                   do_profile=spec in settings["profile_specs"])
+                rec = bench_config(
+                    spec,
+                    dt_name,
+                    settings,
+                    bound,
+                    ntracer,
+                    do_profile=bool({spec, f"{spec}:{dt_name}"} & set(settings["profile_specs"])),
+                )
             except Exception as exc:  # record and continue with the other configurations
                 log(f"transport {spec} {dt_name} FAILED: {type(exc).__name__}: {exc}")
                 rec = {"grid": spec, "dtype": dt_name, "error": f"{type(exc).__name__}: {exc}"}

@@ -12,9 +12,9 @@ reference atmosphere.
 
 Sources of the values (each is repeated next to the number):
 
-* AR6 WG1: Forster, P. et al. (2021), IPCC AR6 WG1 Chapter 7 and its Supplementary Material,
-  Table 7.SM.7 (lifetimes of halogenated gases, N2O, SF6); Szopa, S. et al. (2021), Chapter 6 (CH4,
-  CO, NOx, black carbon lifetimes); Canadell, J. G. et al. (2021), Chapter 5 (N2O budget).
+* AR6 WG1: Forster, P. et al. (2021), IPCC AR6 WG1 Chapter 7 and its Supplementary Material, Table
+  7.SM.7 (lifetimes of halogenated gases, N2O, SF6); Szopa, S. et al. (2021), Chapter 6 (CH4, CO,
+  NOx, black carbon lifetimes); Canadell, J. G. et al. (2021), Chapter 5 (N2O budget).
 * WMO (2022): Scientific Assessment of Ozone Depletion 2022, Annex (Burkholder & Hodnebrog),
   lifetimes of HFCs and SF6.
 * JPL 19-5: Burkholder, J. B. et al. (2019), Chemical Kinetics and Photochemical Data for Use in

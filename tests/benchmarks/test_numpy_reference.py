@@ -1,9 +1,9 @@
 """The independent NumPy transport (benchmarks/numpy_reference.py) against diffflux's JAX transport.
 
 Both implement the same equations (PPM, FFSL zonal sweep at any Courant number, Eulerian meridional
-and vertical sweeps carrying air mass, vertical fluxes from continuity, implicit Kz). They were written
-separately (the NumPy zonal sweep walks upstream cell by cell, the JAX one searches the cumulative air
-mass), so agreement to round-off in float64 checks both. Small grid, float64.
+and vertical sweeps carrying air mass, vertical fluxes from continuity, implicit Kz). They were
+written separately (the NumPy zonal sweep walks upstream cell by cell, the JAX one searches the
+cumulative air mass), so agreement to round-off in float64 checks both. Small grid, float64.
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ def _grid() -> LatLonGrid:
 
 def _met(grid: LatLonGrid, t: float, polar_courant: float, dt: float) -> dict[str, np.ndarray]:
     """Analytic benchmark met plus a zonally uniform polar jet reaching ``polar_courant`` (per half
-    step) in the polar rows: eastward in the north, westward in the south (both FFSL walk directions)."""
+    step) in the polar rows: eastward in the north, westward in the south (both FFSL walk
+    directions)."""
     snap = common.analytic_met_snapshot(grid, t)
     dp = grid.levels.thickness(snap["ps"])  # (nlev, nlat, nlon), uniform along each circle
     lat = grid.lat
@@ -81,8 +82,13 @@ def test_advection_matches_jax_with_large_polar_courant():
         assert _relerr(state.tracer, q) <= TOL
         assert _relerr(state.air, m) <= TOL
     # and the fields really moved
-    assert _relerr(q, np.asarray(model.initial_state(common.initial_mixing_ratio(grid, 2),
-                                                     snap["ps"]).tracer)) > 1e-3
+    assert (
+        _relerr(
+            q,
+            np.asarray(model.initial_state(common.initial_mixing_ratio(grid, 2), snap["ps"]).tracer),
+        )
+        > 1e-3
+    )
 
 
 def test_full_step_with_kz_flux_and_interpolated_met_matches_jax():
@@ -96,14 +102,24 @@ def test_full_step_with_kz_flux_and_interpolated_met_matches_jax():
     out, _ = jax.jit(lambda s: run(model, met, s, dt=dt, nsteps=nsteps, flux=jnp.asarray(flux)))(state0)
 
     ref = nr.NumpyTransport.from_grid(grid)
-    q, m = ref.run(np.asarray(state0.tracer), np.asarray(state0.air),
-                   common.numpy_met(times, snaps, np.float64), dt, nsteps, flux=flux)
+    q, m = ref.run(
+        np.asarray(state0.tracer),
+        np.asarray(state0.air),
+        common.numpy_met(times, snaps, np.float64),
+        dt,
+        nsteps,
+        flux=flux,
+    )
     assert _relerr(out.tracer, q) <= TOL
     assert _relerr(out.air, m) <= TOL
     # diffusion and emissions made a difference that the comparison would have seen
     q_adv, _ = nr.NumpyTransport.from_grid(grid, vertical_diffusion=False).run(
-        np.asarray(state0.tracer), np.asarray(state0.air), common.numpy_met(times, snaps, np.float64),
-        dt, nsteps)
+        np.asarray(state0.tracer),
+        np.asarray(state0.air),
+        common.numpy_met(times, snaps, np.float64),
+        dt,
+        nsteps,
+    )
     assert _relerr(q_adv, q) > 1e-6
 
 
@@ -114,13 +130,15 @@ def test_unlimited_ppm_matches_and_other_schemes_differ():
     met = MetFields(**{k: jnp.asarray(v) for k, v in snap.items()})
     chi = common.initial_mixing_ratio(grid, 1)
     ref_lin = nr.NumpyTransport.from_grid(grid, monotone=False, vertical_diffusion=False)
-    for recon, expect_equal in ((PPM(monotone=False), True), (PiecewiseLinear("mc"), False),
-                                (PPM(), False)):
+    for recon, expect_equal in (
+        (PPM(monotone=False), True),
+        (PiecewiseLinear("mc"), False),
+        (PPM(), False),
+    ):
         model = Transport(grid, advection=recon, vertical_diffusion=None)
         state = model.initial_state(chi, snap["ps"])
         out = jax.jit(lambda s, model=model: model.advect(s, met, dt))(state)
-        q, _ = ref_lin.advect(np.asarray(state.tracer), np.asarray(state.air), snap["mfx"],
-                              snap["mfy"], dt)
+        q, _ = ref_lin.advect(np.asarray(state.tracer), np.asarray(state.air), snap["mfx"], snap["mfy"], dt)
         err = _relerr(out.tracer, q)
         if expect_equal:
             assert err <= TOL, type(recon).__name__
@@ -135,8 +153,9 @@ def test_reference_conserves_mass_and_keeps_uniform_mixing_ratio(dtype, tol):
     snap = _met(grid, 0.0, polar_courant=2.5, dt=dt)
     ref = nr.NumpyTransport.from_grid(grid)
     m = grid.air_mass(snap["ps"]).astype(dtype)
-    chi = np.concatenate([common.initial_mixing_ratio(grid, 1),
-                          np.full((1,) + grid.shape, 400e-6)]).astype(dtype)
+    chi = np.concatenate([common.initial_mixing_ratio(grid, 1), np.full((1,) + grid.shape, 400e-6)]).astype(
+        dtype
+    )
     q = chi * m / np.asarray(M_AIR, dtype)
     total0 = q.astype(np.float64).sum(axis=(1, 2, 3))
     met = nr.NumpyMet(**{k: snap[k].astype(dtype) for k in ("mfx", "mfy", "kz", "temperature")})

@@ -1,0 +1,337 @@
+"""Render the benchmark JSON files (bandwidth, transport, gradient) as Markdown.
+
+Every figure in the output comes from the JSON files; hand-written analysis can be kept in
+``notes.md`` next to them and is appended verbatim under its own heading.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+MIB = 2**20
+
+
+def _load(outdir: Path, name: str) -> dict | None:
+    p = Path(outdir) / f"{name}.json"
+    return json.loads(p.read_text()) if p.exists() else None
+
+
+def _f(x, fmt: str = "{:.3g}", missing: str = "-") -> str:
+    """Format ``x`` or return ``missing`` for None."""
+    if x is None:
+        return missing
+    try:
+        return fmt.format(x)
+    except (TypeError, ValueError):
+        return str(x)
+
+
+def _row(*cells) -> str:
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def _header(*names) -> list[str]:
+    return [_row(*names), "|" + "---|" * len(names)]
+
+
+def _machine(docs: list[dict]) -> list[str]:
+    m = next((d["machine"] for d in docs if d), None)
+    if m is None:
+        return ["(no results yet)"]
+    caches = ", ".join(f"{k} {v}" for k, v in m.get("caches", {}).items()) or "-"
+    cpus = f"{m['cpus_available']} usable of {m['logical_cpus']} logical CPUs"
+    software = f"Python {m['python']}, NumPy {m['numpy']}, JAX {m['jax']} (jaxlib {m['jaxlib']})"
+    lines = _header("", "") + [
+        _row("CPU", f"{m['cpu_model']} ({cpus})"),
+        _row("caches", caches),
+        _row("RAM", f"{m['ram_gib']} GiB"),
+        _row("backend / devices", f"{m['backend']} / {', '.join(m['devices'])}"),
+        _row("software", software),
+        _row("XLA_FLAGS", f"`{m['xla_flags'] or '(unset)'}`"),
+    ]
+    for d in docs:
+        if d:
+            lines.append(_row(f"code ({d['benchmark']})", f"`{d['machine'].get('git_commit', '?')}`"))
+    for d in docs:
+        if d:
+            mm = d["machine"]
+            load = f"load average at the end {mm['loadavg_1_5_15']} (1/5/15 min)"
+            lines.append(_row(f"{d['benchmark']} run", f"{mm['date_utc']}, {load}"))
+    return lines
+
+
+def _caveat(docs: list[dict]) -> list[str]:
+    m = next((d["machine"] for d in docs if d), None)
+    if m is None or m["backend"] != "cpu":
+        return []
+    load = max(d["machine"]["loadavg_1_5_15"][0] for d in docs if d)
+    if load <= 0.5 * m["cpus_available"]:
+        return ["Timings on CPU: the load averages below show how busy the machine was.", ""]
+    return [
+        "**Read the ratios, not the absolute numbers**: these CPU figures were taken on a "
+        f"{m['cpus_available']}-CPU machine shared with other jobs (load averages below), which "
+        "slows every timing by a varying amount. The meaningful results are the JAX/NumPy ratios, "
+        "the fractions of the (equally affected) measured bandwidth, the gradient/forward ratios "
+        "and the memory figures.",
+        "",
+    ]
+
+
+def _bandwidth(d: dict) -> list[str]:
+    out = [
+        "## Memory bandwidth (STREAM-like)",
+        "",
+        d["method"] + ".",
+        f"Arrays of {d['n_elements']} float64 ({d['array_mib']:.0f} MiB each).",
+        "",
+    ] + _header("kernel", "words/element", "NumPy GB/s", "JAX (jit) GB/s")
+    words = {"copy": 2, "scale": 2, "add": 3, "triad": 3, "read4_write1": 5}
+    for k, w in words.items():
+        np_bw = d["numpy"].get(k, {}).get("gb_per_s")
+        jx_bw = d["jax"].get(k, {}).get("gb_per_s")
+        out.append(_row(k, w, _f(np_bw, "{:.1f}"), _f(jx_bw, "{:.1f}")))
+    out += [
+        "",
+        f"**Bound used below: {d['bound_gb_per_s']:.1f} GB/s** ({d['bound_kernel']}, the best "
+        "kernel measured, so the fractions below are conservative).",
+        "",
+    ]
+    return out
+
+
+def _transport_table(cfgs: list[dict]) -> list[str]:
+    out = _header(
+        "grid", "dtype", "cells", "steps x dt", "met snaps", "compile s", "JAX ms/step",
+        "JAX Mcell/s", "NumPy Mcell/s", "JAX/NumPy", "bound Mcell/s", "% of bound (minimal)",
+        "% (split)", "tracer mass rel. change", "JAX vs NumPy max rel. diff", "load (start, end)",
+    )  # fmt: skip
+    for c in cfgs:
+        j, n = c["jax"], c.get("numpy", {})
+        np_rate = n.get("cell_updates_per_s")
+        out.append(_row(
+            c["grid"], c["dtype"], c["cells"], f"{c['nsteps']} x {c['dt_seconds']:g} s",
+            c["met_snapshots"], f"{j['compile_seconds']:.1f}", f"{1e3 * j['seconds_per_step']:.2f}",
+            f"{j['cell_updates_per_s'] / 1e6:.2f}", _f(np_rate and np_rate / 1e6, "{:.2f}"),
+            _f(c.get("jax_over_numpy"), "{:.2f}"), f"{c['bound_cell_updates_per_s'] / 1e6:.0f}",
+            f"{100 * j['fraction_of_bound_minimal']:.2f}",
+            f"{100 * j['fraction_of_bound_split']:.2f}", f"{j['tracer_mass_rel_change']:.1e}",
+            _f(n.get("max_rel_diff_tracer_vs_jax"), "{:.1e}"),
+            ", ".join(f"{x:.1f}" for x in c.get("loadavg_1min", [])) or "-",
+        ))  # fmt: skip
+    return out
+
+
+def _short(name: str) -> str:
+    """Operator key without its per-grid detail in parentheses."""
+    return name.split(" (")[0]
+
+
+def _profile_table(prof: list[dict]) -> list[str]:
+    names: list[str] = []
+    calls: dict[str, int] = {}
+    details: dict[str, list[str]] = {}
+    explicit: set[str] = set()
+    for c in prof:
+        for full, v in c["profile"]["operators"].items():
+            key = _short(full)
+            if key not in names:
+                names.append(key)
+            calls[key] = v["calls_per_step"]
+            if v.get("detail"):
+                explicit.add(key)
+            detail = v.get("detail") or (full[len(key) :].strip(" ()") if full != key else "")
+            if detail:
+                details.setdefault(key, []).append(f"{c['grid']}: {detail}")
+    out = [
+        "### Where the time goes (each operator alone in its own jitted scan)",
+        "",
+        "Time per step and share of the measured full step; `xN` = applications per step (x0: "
+        "reference only, time per call, not part of the step). `sum/step` > 1 means the operators "
+        "cost more alone than inside the fused step, < 1 the opposite (or timing noise on a shared "
+        "machine).",
+        "",
+    ]
+    out += _header("grid", "dtype", *[f"{n} (x{calls[n]})" for n in names], "sum/step")
+    for c in prof:
+        ops = {_short(k): v for k, v in c["profile"]["operators"].items()}
+        cells = []
+        for n in names:
+            v = ops.get(n)
+            if v is None:
+                cells.append("-")
+            elif v["calls_per_step"]:
+                cells.append(f"{1e3 * v['seconds_per_step']:.2f} ms ({100 * v['share_of_step']:.0f}%)")
+            else:
+                cells.append(f"{1e3 * v['seconds_per_call']:.2f} ms per call")
+        out.append(_row(c["grid"], c["dtype"], *cells, f"{c['profile']['sum_over_full_step']:.2f}"))
+    for key, ds in details.items():
+        texts = {d.split(": ", 1)[1] for d in ds}
+        if len(texts) > 1 or key in explicit:
+            out.append(f"\n`{key}`: " + "; ".join(dict.fromkeys(ds)) + ".")
+    return out + [""]
+
+
+def _rebound(c: dict, bound: float) -> dict:
+    """Copy of a transport record with the bandwidth fractions recomputed for ``bound`` [GB/s]."""
+    c = copy.deepcopy(c)
+    rate, b = c["jax"]["cell_updates_per_s"], c["bytes"]
+    c["jax"]["fraction_of_bound_minimal"] = b["minimal_bytes_per_cell"] * rate / 1e9 / bound
+    c["jax"]["fraction_of_bound_split"] = b["split_bytes_per_cell"] * rate / 1e9 / bound
+    c["bound_cell_updates_per_s"] = bound * 1e9 / b["minimal_bytes_per_cell"]
+    return c
+
+
+def _transport(d: dict, bw: dict | None = None) -> list[str]:
+    cfgs = [c for c in d["configs"] if "error" not in c]
+    bound, source = d["bandwidth_bound_gb_per_s"], d["bandwidth_source"]
+    if bw and abs(bw["bound_gb_per_s"] - bound) > 1e-9:
+        # fractions are plain arithmetic on the stored rates: use the current bandwidth measurement
+        bound = bw["bound_gb_per_s"]
+        source = f"{bw['bound_kernel']}, bandwidth.json of {bw['machine']['date_utc']}"
+        cfgs = [_rebound(c, bound) for c in cfgs]
+    out = [
+        "## Transport step throughput",
+        "",
+        d["method"] + ".",
+        f"Bandwidth bound: {bound:.1f} GB/s ({source}).",
+        "",
+    ]
+    if cfgs:
+        b = cfgs[0]["bytes"]
+        w = b["minimal_words_per_cell"]
+        out += [
+            f"Minimal bytes per cell and step ({b['ntracer']} tracer): **{w} words** = "
+            f"{b['minimal_breakdown']}; i.e. {4 * w} B in float32, {8 * w} B in float64. "
+            "Per-operator streaming estimate (no fusion across operators): "
+            f"{b['split_words_per_cell']} words = {b['split_breakdown']}.",
+            "",
+        ]
+        out += _transport_table(cfgs)
+        courants = "; ".join(
+            f"{c['grid']}: {c['courant']['zonal']:.2f} / {c['courant']['meridional']:.2f} / "
+            f"{c['courant']['vertical']:.2f}"
+            for c in cfgs
+            if c["dtype"] == cfgs[0]["dtype"]
+        )
+        np_steps = ", ".join(f"{c['grid']} {c['dtype']} {c['numpy'].get('steps', 'skipped')}" for c in cfgs)
+        out += [
+            "",
+            f"Met: {cfgs[0]['met']}.",
+            f"Max Courant numbers (zonal, meridional per half step / vertical): {courants}.",
+            f"NumPy steps timed: {np_steps}.",
+            "",
+        ]
+    for c in d["configs"]:
+        if "error" in c:
+            out.append(f"- {c['grid']} {c['dtype']}: FAILED ({c['error'][:200]})")
+    prof = [c for c in cfgs if "profile" in c]
+    if prof:
+        out += _profile_table(prof)
+    hl = [c for c in cfgs if c["jax"].get("hlo")]
+    if hl:
+        kernels = "; ".join(
+            f"{c['grid']} {c['dtype']}: {c['jax']['hlo']['executed_kernels']} kernels, "
+            f"{c['jax']['hlo']['while_loops']} while loops, "
+            f"{c['jax']['hlo'].get('conditionals', 0)} conditionals"
+            for c in hl
+        )
+        out += [
+            "Compiled program of the whole scan (XLA ops executed as separate kernels, a fusion "
+            "counting once, both branches of a conditional counted; includes the nested loops of the "
+            f"tridiagonal solves): {kernels}.",
+            "",
+        ]
+    return out
+
+
+def _gradient(d: dict) -> list[str]:
+    budget = d["memory_budget_bytes"] / 2**30
+    out = [
+        "## Gradient cost and memory",
+        "",
+        d["method"] + ".",
+        "`grad/fastest fwd` divides by the fastest forward of the three variants of a case (the "
+        "forward computation is the same; this removes noise of single forward timings).",
+        f"Memory budget for executing a variant: {budget:.1f} GiB.",
+        "",
+    ]
+    out += _header(
+        "grid", "dtype", "steps", "checkpoint", "forward s", "gradient s", "grad/fwd", "grad/fastest fwd",
+        "XLA temp MiB (grad)", "XLA temp MiB (fwd)", "measured peak MiB (grad)",
+        "compile fwd / grad s",
+    )  # fmt: skip
+    fastest: dict[tuple, float] = {}
+    for r in d["records"]:
+        if "forward" in r and "seconds" in r["forward"]:
+            key = (r["grid"], r["dtype"], r["nsteps"])
+            fastest[key] = min(fastest.get(key, float("inf")), r["forward"]["seconds"])
+    for r in d["records"]:
+        if "error" in r:
+            err = f"failed: {r['error'][:120]}"
+            out.append(_row(r["grid"], r["dtype"], r["nsteps"], r["checkpoint"], err))
+            continue
+        g, f = r["gradient"], r["forward"]
+        meas = g.get("measured", {})
+        peak = meas.get("device_peak_bytes_in_use", meas.get("rss_peak_increase_bytes"))
+        out.append(_row(
+            r["grid"], r["dtype"], r["nsteps"], r["checkpoint"], f"{f['seconds']:.2f}",
+            _f(g.get("seconds"), "{:.2f}", missing="not run"),
+            _f(r.get("grad_over_forward"), "{:.2f}"),
+            _f(g.get("seconds") and g["seconds"] / fastest[(r["grid"], r["dtype"], r["nsteps"])], "{:.2f}"),
+            f"{g['memory_analysis'].get('temp_size_in_bytes', 0) / MIB:.0f}",
+            f"{f['memory_analysis'].get('temp_size_in_bytes', 0) / MIB:.0f}",
+            _f(peak and peak / MIB, "{:.0f}"),
+            f"{f['compile_seconds']:.1f} / {g['compile_seconds']:.1f}",
+        ))  # fmt: skip
+    for r in d["records"]:
+        if "gradient" in r and "skipped" in r["gradient"]:
+            out.append(
+                f"\n- {r['grid']} {r['dtype']} checkpoint={r['checkpoint']}: "
+                f"{r['gradient']['skipped']} (the XLA figure is the memory this variant needs)."
+            )
+    cons = d.get("checkpoint_consistency", {})
+    if cons:
+        parts = "; ".join(
+            f"{k}: " + ", ".join(f"{kk} {v:.1e}" for kk, v in vv.items()) for k, vv in cons.items()
+        )
+        out += [
+            "",
+            "Gradient agreement between checkpoint modes (max relative difference of a sample of "
+            f"the flux gradient; recomputation must not change it): {parts}.",
+        ]
+    return out + [""]
+
+
+def render(outdir: Path, title_note: str = "") -> str:
+    """The Markdown report of the JSON files in ``outdir``."""
+    outdir = Path(outdir)
+    bw, tr, gr = (_load(outdir, n) for n in ("bandwidth", "transport", "gradient"))
+    intro = (
+        f"Generated by `python -m benchmarks` from the JSON files in `{outdir.name}/` "
+        f"(rerun it to refresh). {title_note}"
+    ).rstrip()
+    lines = ["# diffflux benchmarks", "", intro, ""] + _caveat([bw, tr, gr])
+    lines += ["## Machine", ""] + _machine([bw, tr, gr]) + [""]
+    if bw:
+        lines += _bandwidth(bw)
+    if tr:
+        lines += _transport(tr, bw)
+    if gr:
+        lines += _gradient(gr)
+    lines += [
+        "## How to reproduce",
+        "",
+        "```",
+        "python -m benchmarks                   # everything, full sizes (this file)",
+        "python -m benchmarks --quick           # smoke run -> benchmarks/results/quick/",
+        "python -m benchmarks --only transport  # bandwidth | transport | gradient | report",
+        "bash benchmarks/gpu.sh                 # GPU machine: checks, then the gpu preset",
+        "```",
+        "",
+    ]
+    notes = outdir / "notes.md"
+    if notes.exists():
+        lines += ["## Notes (hand-written analysis)", "", notes.read_text().strip(), ""]
+    return "\n".join(lines)
