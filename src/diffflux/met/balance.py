@@ -48,7 +48,7 @@ import numpy as np
 
 from diffflux.constants import GRAVITY
 from diffflux.grid import LatLonGrid
-from diffflux.met.fields import MetFields, MetSource
+from diffflux.met.fields import MetFields, MetSource, bracket, interpolate_record, record
 
 # -------------------------------------------------------------------------------------------------
 # mass fluxes and divergence
@@ -362,23 +362,15 @@ class BalancedMet(MetSource):
             )
 
     def fields(self, t) -> MetFields:
-        times = self.times
-        nt = times.shape[0]
-        if nt == 1:
+        if self.times.shape[0] == 1:
             return jax.tree_util.tree_map(lambda a: a[0], self.stack)
-        t = jnp.asarray(t, dtype=times.dtype)
-        i = jnp.clip(jnp.searchsorted(times, t, side="right") - 1, 0, nt - 2)
-        w = jnp.clip((t - times[i]) / (times[i + 1] - times[i]), 0.0, 1.0)
+        i, w = bracket(self.times, t)
 
         def interp(a):
-            if a is None:
-                return None
-            a0 = jax.lax.dynamic_index_in_dim(a, i, axis=0, keepdims=False)
-            a1 = jax.lax.dynamic_index_in_dim(a, i + 1, axis=0, keepdims=False)
-            return a0 + w.astype(a.dtype) * (a1 - a0)
+            return None if a is None else interpolate_record(a, i, w)
 
         def pick(a):
-            return jax.lax.dynamic_index_in_dim(a, i, axis=0, keepdims=False)
+            return record(a, i)
 
         s = self.stack
         return MetFields(

@@ -8,6 +8,8 @@ linear interpolation between stored met times.
 
 from __future__ import annotations
 
+import abc
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -41,8 +43,9 @@ class MetFields(eqx.Module):
 class MetSource(eqx.Module):
     """Abstract met source: ``fields(t)`` returns :class:`MetFields` at time ``t`` [s]."""
 
-    def fields(self, t) -> MetFields:  # pragma: no cover - interface
-        raise NotImplementedError
+    @abc.abstractmethod
+    def fields(self, t) -> MetFields:
+        """Met fields valid at time ``t`` [s]."""
 
 
 class ConstantMet(MetSource):
@@ -82,19 +85,30 @@ class InterpolatedMet(MetSource):
     stack: MetFields
 
     def fields(self, t) -> MetFields:
-        times = self.times
-        nt = times.shape[0]
-        if nt == 1:
+        if self.times.shape[0] == 1:
             return jax.tree_util.tree_map(lambda a: a[0], self.stack)
-        t = jnp.asarray(t, dtype=times.dtype)
-        i = jnp.clip(jnp.searchsorted(times, t, side="right") - 1, 0, nt - 2)
-        t0 = times[i]
-        t1 = times[i + 1]
-        w = jnp.clip((t - t0) / (t1 - t0), 0.0, 1.0)
+        i, w = bracket(self.times, t)
+        return jax.tree_util.tree_map(lambda a: interpolate_record(a, i, w), self.stack)
 
-        def interp(a):
-            a0 = jax.lax.dynamic_index_in_dim(a, i, axis=0, keepdims=False)
-            a1 = jax.lax.dynamic_index_in_dim(a, i + 1, axis=0, keepdims=False)
-            return a0 + w.astype(a.dtype) * (a1 - a0)
 
-        return jax.tree_util.tree_map(interp, self.stack)
+def bracket(times, t):
+    """Index ``i`` of the met interval ``[times[i], times[i+1]]`` holding ``t`` and the weight of ``i+1``.
+
+    Clamped outside the record (``w`` in [0, 1]); ``times (nt,)`` with ``nt >= 2``, strictly increasing.
+    """
+    nt = times.shape[0]
+    t = jnp.asarray(t, dtype=times.dtype)
+    i = jnp.clip(jnp.searchsorted(times, t, side="right") - 1, 0, nt - 2)
+    w = jnp.clip((t - times[i]) / (times[i + 1] - times[i]), 0.0, 1.0)
+    return i, w
+
+
+def record(a, i):
+    """Record ``i`` of a time-stacked array ``a (nt, ...)``."""
+    return jax.lax.dynamic_index_in_dim(a, i, axis=0, keepdims=False)
+
+
+def interpolate_record(a, i, w):
+    """Linear interpolation between records ``i`` and ``i + 1`` of ``a (nt, ...)`` with weight ``w``."""
+    a0 = record(a, i)
+    return a0 + w.astype(a.dtype) * (record(a, i + 1) - a0)

@@ -24,6 +24,7 @@ Cells are treated as uniform in the reconstruction coordinate (index space), as 
 
 from __future__ import annotations
 
+import abc
 from typing import ClassVar
 
 import equinox as eqx
@@ -46,11 +47,13 @@ class Reconstruction(eqx.Module):
     halo: eqx.AbstractClassVar[int]
 
     @property
-    def is_linear(self) -> bool:  # pragma: no cover - interface
-        raise NotImplementedError
+    @abc.abstractmethod
+    def is_linear(self) -> bool:
+        """Whether the edge values are a linear function of the mixing ratios."""
 
-    def edges(self, chi_ext, n: int, axis: int):  # pragma: no cover - interface
-        raise NotImplementedError
+    @abc.abstractmethod
+    def edges(self, chi_ext, n: int, axis: int):
+        """``(aL, aR, a6)`` for ``n`` cells of ``chi_ext`` (which has ``halo`` ghosts before them)."""
 
 
 def _mc_slope(am, a0, ap):
