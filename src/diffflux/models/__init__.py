@@ -1,0 +1,1 @@
+"""Surface-flux models: the VISIT-like biosphere, ocean, inventories, fire and the flux composer."""
