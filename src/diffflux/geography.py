@@ -156,3 +156,89 @@ def country_area(code: str) -> float:
     lat_edges = np.deg2rad(np.linspace(-90.0, 90.0, 180 * res + 1))
     row_area = EARTH_RADIUS**2 * np.deg2rad(1.0 / res) * np.diff(np.sin(lat_edges))
     return float((hit.sum(axis=1) * row_area).sum())
+
+
+# -------------------------------------------------------------------------------------------------
+# public raster helpers (used by diffflux.regions and the built-in inventories)
+# -------------------------------------------------------------------------------------------------
+
+
+def raster_resolution() -> int:
+    """Cells per degree of the packaged raster (12: 1/12 degree, 5 arc-minutes)."""
+    return _raster()[2]
+
+
+def raster_centres() -> tuple[np.ndarray, np.ndarray]:
+    """Cell-centre latitudes ``(180 res,)`` (south to north) and longitudes ``(360 res,)`` (from 180 W)
+    of the packaged raster [degrees]."""
+    res = raster_resolution()
+    lat = -90.0 + (np.arange(180 * res) + 0.5) / res
+    lon = -180.0 + (np.arange(360 * res) + 0.5) / res
+    return lat, lon
+
+
+def country_raster() -> np.ndarray:
+    """The packaged country-index raster ``(180 res, 360 res)`` (read-only; 0 = no country; see
+    :func:`countries` for the indices)."""
+    raster = _raster()[0]
+    raster.setflags(write=False)
+    return raster
+
+
+def land_raster() -> np.ndarray:
+    """The packaged land/sea raster ``(180 res, 360 res)`` of booleans (read-only; lakes are not land)."""
+    land = _raster()[1]
+    land.setflags(write=False)
+    return land
+
+
+def raster_cell_area() -> np.ndarray:
+    """Area of one raster cell in each raster row ``(180 res,)`` [m2] (sphere of radius ``EARTH_RADIUS``)."""
+    from diffflux.constants import EARTH_RADIUS
+
+    res = raster_resolution()
+    lat_edges = np.deg2rad(np.linspace(-90.0, 90.0, 180 * res + 1))
+    return EARTH_RADIUS**2 * np.deg2rad(1.0 / res) * np.diff(np.sin(lat_edges))
+
+
+def aggregate_raster(values: np.ndarray, grid: LatLonGrid, rows: slice | None = None,
+                     cols: slice | None = None) -> np.ndarray:
+    """Exact area-weighted mean of a field on the packaged raster over each model cell.
+
+    Args:
+        values: ``(180 res, 360 res)`` raster field (booleans give fractions), or a window of it given by
+            ``rows`` and ``cols`` (zero is assumed outside the window).
+        grid: model grid.
+        rows, cols: slices of the raster that ``values`` covers (default: the whole raster).
+
+    Returns:
+        ``(nlat, nlon)`` mean of ``values`` over each model cell (overlap areas exact on the sphere).
+    """
+    from diffflux.met.regrid import ConservativeRegridder, RectilinearGrid
+
+    res = raster_resolution()
+    rows = rows if rows is not None else slice(0, 180 * res)
+    cols = cols if cols is not None else slice(0, 360 * res)
+    r0, r1, _ = rows.indices(180 * res)
+    c0, c1, _ = cols.indices(360 * res)
+    values = np.asarray(values)
+    if values.shape != (r1 - r0, c1 - c0):
+        raise ValueError(
+            f"aggregate_raster: values of shape {values.shape} do not match the raster window "
+            f"({r1 - r0}, {c1 - c0})"
+        )
+    # sparse exact overlaps (cost ~ number of window cells), zero outside the window
+    window = RectilinearGrid(lat_edges=-90.0 + np.arange(r0, r1 + 1) / res,
+                             lon_edges=-180.0 + np.arange(c0, c1 + 1) / res)
+    out = ConservativeRegridder.build(window, grid).density(values.astype(np.float64), oriented=True)
+    return out
+
+
+def bounding_window(mask: np.ndarray) -> tuple[slice, slice] | None:
+    """Row and column slices of the smallest window holding every True cell of ``mask`` (None if
+    empty)."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(mask.any(axis=0))
+    return slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
