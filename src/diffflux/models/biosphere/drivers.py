@@ -206,7 +206,8 @@ def validate_weather(fields: dict[str, np.ndarray], source: str) -> None:
         if not np.isfinite(a).all():
             _fail(source, name, f"{(~np.isfinite(a)).sum()} non-finite values")
         lo, hi, unit = WEATHER_BOUNDS[name]
-        if a.min() < lo or a.max() > hi:
+        tol = 1e-9 * max(abs(lo), abs(hi))
+        if a.min() < lo - tol or a.max() > hi + tol:
             _fail(
                 source,
                 name,

@@ -42,7 +42,12 @@ GLOBAL_DEFAULTS: dict[str, tuple[float, str, str]] = {
     "n2o_denitrification": (0.0013, "1", "N2O from denitrification per mineralised N at saturation (NGAS)"),
     "n2o_ef_crop": (0.01, "1", "direct N2O-N per N input on cropland (IPCC 2006/2019 Tier 1 EF1)"),
     "soil_cn": (13.0, "g C (g N)-1", "C:N ratio of decomposing soil organic matter"),
-    "fire_scale": (3.5, "1", "multiplier of the burned-area function (Thonicke et al. 2001)"),
+    "fire_scale": (
+        2.5,
+        "1",
+        "multiplier of the burned-area function of Thonicke et al. (2001) applied daily; "
+        "calibrated to the ~2 PgC yr-1 of GFED4s (van der Werf et al. 2017)",
+    ),
     "melt_factor": (3.0, "kg m-2 K-1 d-1", "degree-day snowmelt factor"),
     "priestley_taylor": (1.26, "1", "Priestley-Taylor alpha of potential evapotranspiration"),
 }
