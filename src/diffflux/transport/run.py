@@ -7,6 +7,12 @@ window compiles once. Memory for reverse-mode gradients is controlled by ``check
 * ``"step"``: ``jax.checkpoint`` around each step (stores one state per step, recomputes a step),
 * ``"nested"``: two-level checkpointing, an outer scan over segments whose inner scans are
   rematerialised (Griewank 1992; memory ~ (T / s + s) states with segment length ``s ~ sqrt(T)``).
+
+Sampling inside the scan (``observe=``): a pure function ``observe(n, state_before, state_after, met)``
+called in every step ``n`` with the states at ``t0 + n dt`` and ``t0 + (n + 1) dt`` and the met of the
+step; its outputs (any pytree of arrays of fixed shape) are stacked along a leading ``nsteps`` axis and
+returned as a third result. It sits inside the checkpointed step, so it is recomputed, not stored, in the
+backward pass. :class:`diffflux.observations.ObservationOperator` is such a function.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ def run(
     save_every: int | None = None,
     checkpoint: str | None = None,
     segment: int | None = None,
+    observe: Callable | None = None,
 ):
     """Integrate ``nsteps`` steps of length ``dt`` [s] from time ``t0`` [s].
 
@@ -61,10 +68,13 @@ def run(
             be a multiple of it.
         checkpoint: ``None``, ``"step"`` or ``"nested"`` (see module docstring).
         segment: inner segment length for ``"nested"`` (default: divisor of nsteps nearest sqrt(nsteps)).
+        observe: None (default) or a pure function ``observe(n, state_before, state_after, met_fields)``
+            returning a pytree of fixed-shape arrays per step (see module docstring).
 
     Returns:
         ``(final_state, saved)`` where ``saved`` is ``(nsave, ntr, nlev, nlat, nlon)`` mixing ratios
-        [mol mol-1] (None without ``save_every``).
+        [mol mol-1] (None without ``save_every``); with ``observe``, ``(final_state, saved, observed)``
+        where ``observed`` holds the outputs of ``observe`` stacked along a leading ``nsteps`` axis.
     """
     if checkpoint not in (None, "step", "nested"):
         raise ValueError(f"run: checkpoint must be None, 'step' or 'nested', found {checkpoint!r}")
@@ -115,19 +125,23 @@ def run(
 
     def one_step(s: TransportState, n):
         t = t0 + (n.astype(dtype) + 0.5) * dt
-        return model.step(s, met.fields(t), dt, flux_at(n, t), elevated_at(t))
+        fields = met.fields(t)
+        new = model.step(s, fields, dt, flux_at(n, t), elevated_at(t))
+        return new, (None if observe is None else observe(n, s, new, fields))
 
     body = jax.checkpoint(one_step) if checkpoint in ("step", "nested") else one_step
 
+    def finish(state, saved, observed):
+        return (state, saved) if observe is None else (state, saved, observed)
+
     def inner(s, n_start, length):
         def f(c, k):
-            return body(c, n_start + k), None
-        s, _ = lax.scan(f, s, jnp.arange(length))
-        return s
+            return body(c, n_start + k)
+        return lax.scan(f, s, jnp.arange(length))
 
     if save_every is None and checkpoint != "nested":
-        state, _ = lax.scan(lambda c, n: (body(c, n), None), state, jnp.arange(nsteps))
-        return state, None
+        state, observed = lax.scan(body, state, jnp.arange(nsteps))
+        return finish(state, None, observed)
 
     if save_every is not None:
         seg = save_every
@@ -143,12 +157,14 @@ def run(
         seg_fn = jax.checkpoint(seg_fn)
 
     def outer(s, i):
-        s = seg_fn(s, i * seg)
+        s, observed = seg_fn(s, i * seg)
         out = s.mixing_ratio() if save_every is not None else None
-        return s, out
+        return s, (out, observed)
 
-    state, saved = lax.scan(outer, state, jnp.arange(nseg))
-    return state, saved
+    state, (saved, observed) = lax.scan(outer, state, jnp.arange(nseg))
+    if observe is not None:  # (nseg, seg, ...) -> (nsteps, ...)
+        observed = jax.tree_util.tree_map(lambda a: a.reshape((nsteps,) + a.shape[2:]), observed)
+    return finish(state, saved, observed)
 
 
 def make_runner(model: Transport, *, dt: float, nsteps: int, **kwargs):
