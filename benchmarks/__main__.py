@@ -3,8 +3,8 @@
 Default (full CPU sizes): JSON into ``benchmarks/results/``, report ``benchmarks/RESULTS.md``.
 ``--quick``: small sizes into ``benchmarks/results/quick/`` (report written there).
 ``--preset gpu``: the sizes of ``benchmarks/gpu.sh``. ``--out DIR``: JSON and ``RESULTS.md`` into
-DIR. ``--only NAME`` (repeatable or comma-separated): ``bandwidth``, ``transport``, ``gradient`` or
-``report`` (only re-render the report from existing JSON).
+DIR. ``--only NAME`` (repeatable or comma-separated): ``bandwidth``, ``transport``, ``gradient``,
+``biosphere``, ``obs`` or ``report`` (only re-render the report from existing JSON).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 from benchmarks.common import BENCH_DIR, DEFAULT_RESULTS, log
 
-PARTS = ("bandwidth", "transport", "gradient")
+PARTS = ("bandwidth", "transport", "gradient", "biosphere", "obs")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
         "--only",
         action="append",
         default=[],
-        help="bandwidth | transport | gradient | report (repeatable, comma-separated)",
+        help="bandwidth | transport | gradient | biosphere | obs | report (repeatable, comma-separated)",
     )
     parser.add_argument("--out", type=Path, help="directory for the JSON files and RESULTS.md")
     parser.add_argument("--mem-budget-gib", type=float, help="gradient: largest variant to execute")
@@ -66,6 +66,14 @@ def main(argv: list[str] | None = None) -> int:
 
                 budget = int(args.mem_budget_gib * 2**30) if args.mem_budget_gib else None
                 gradient_bench.main(outdir, preset=preset, mem_budget=budget)
+            elif part == "biosphere":
+                from benchmarks import biosphere_bench
+
+                biosphere_bench.main(outdir, preset=preset)
+            elif part == "obs":
+                from benchmarks import obs_bench
+
+                obs_bench.main(outdir, preset="quick" if preset == "quick" else "full")
         except Exception as exc:  # keep going: the other parts and the report are still useful
             log(f"{part} FAILED: {type(exc).__name__}: {exc}")
             failed.append(part)
