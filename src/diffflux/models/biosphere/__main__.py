@@ -66,6 +66,19 @@ def main(argv: list[str] | None = None) -> int:
         f"spin-up: {report.iterations} Newton iterations, max |NEP| {report.max_nep:.2e} g C m-2 yr-1, "
         f"{report.bare_tiles} tiles bare ({time.perf_counter() - t0:.1f} s)"
     )
+    if report.bare_tiles:
+        from diffflux.models.biosphere.pft import PFT_CODES
+
+        living = np.asarray(state.leaf + state.stem + state.root)
+        area = maps.cell_area[bio.tiles.cell] * bio.tiles.frac / 1e12
+        bare = {
+            PFT_CODES[k]: float(area[(living == 0) & (bio.tiles.pft == k)].sum())
+            for k in range(len(PFT_CODES))
+        }
+        print(
+            "area of tiles that cannot establish [M km2]: "
+            + ", ".join(f"{k} {v:.2f}" for k, v in bare.items() if v > 0)
+        )
     t0 = time.perf_counter()
     final, _, annual = jax.jit(lambda s: bio.simulate(params, s, drivers, 365, outputs=None))(state)
     jax.block_until_ready(final)

@@ -354,8 +354,8 @@ def climatology_maps(grid: LatLonGrid, min_land: float = 1e-3) -> tuple[SurfaceM
 # (latitude, continentality, {PFT: fraction}, wetland, paddy, N input)
 SAMPLE_CELLS = [
     (-2.0, 0.4, {"TrEF": 0.85, "CRP": 0.1}, 0.08, 0.0, 2.0),
-    (-14.0, 0.6, {"SAV": 0.6, "C4G": 0.3}, 0.0, 0.0, 0.0),
-    (22.0, 0.5, {"CRP": 0.5, "TrDF": 0.3}, 0.0, 0.15, 12.0),
+    (-9.0, 0.6, {"SAV": 0.6, "C4G": 0.3}, 0.0, 0.0, 0.0),
+    (14.0, 0.5, {"CRP": 0.5, "TrDF": 0.3}, 0.0, 0.15, 12.0),
     (46.0, 0.5, {"TeBF": 0.4, "TeNF": 0.3, "C3G": 0.2}, 0.02, 0.0, 3.0),
     (62.0, 0.9, {"BoF": 0.9, "SHR": 0.05}, 0.15, 0.0, 0.0),
     (70.0, 0.7, {"TUN": 0.8}, 0.1, 0.0, 0.0),

@@ -43,7 +43,7 @@ GLOBAL_DEFAULTS: dict[str, tuple[float, str, str]] = {
     "n2o_ef_crop": (0.01, "1", "direct N2O-N per N input on cropland (IPCC 2006/2019 Tier 1 EF1)"),
     "soil_cn": (13.0, "g C (g N)-1", "C:N ratio of decomposing soil organic matter"),
     "fire_scale": (
-        2.5,
+        6.0,
         "1",
         "multiplier of the burned-area function of Thonicke et al. (2001) applied daily; "
         "calibrated to the ~2 PgC yr-1 of GFED4s (van der Werf et al. 2017)",
