@@ -44,3 +44,13 @@ def test_verify_list(argv, capsys):
     pytest.importorskip("diffflux.verify.suite")
     assert main(argv) == 0
     assert "williamson" in capsys.readouterr().out.lower()
+
+
+def test_biosphere_command_coarse(tmp_path, capsys):
+    out = tmp_path / "bio.json"
+    assert main(["biosphere", "--resolution", "20x30", "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "GPP [PgC/yr]" in text and "Beer et al. 2010" in text
+    doc = json.loads(out.read_text())
+    assert doc["spinup"]["max_nep"] < 1.0
+    assert doc["totals"]["GPP [PgC/yr]"] > 0 and doc["totals"]["soil carbon [PgC]"] > 0

@@ -1,7 +1,8 @@
 """The ``diffflux`` command line.
 
 Subcommands: ``demo`` (the embedded default run), ``verify`` (the transport verification suite),
-``info`` (devices, backend, precision, versions). Exit codes: 0 success, 1 a check failed,
+``biosphere`` (the biosphere model for a year on the built-in climatology), ``info`` (devices,
+backend, precision, versions). Exit codes: 0 success, 1 a check failed,
 2 bad usage or bad input.
 """
 
@@ -91,6 +92,17 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_biosphere(args: argparse.Namespace) -> int:
+    _enable_cache()
+    from diffflux.models.biosphere.__main__ import main as biosphere_main
+
+    argv = ["--resolution", args.resolution]
+    argv += ["--float32"] if args.float32 else []
+    argv += ["--json", args.json] if args.json else []
+    argv += ["--netcdf", args.netcdf] if args.netcdf else []
+    return biosphere_main(argv)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="diffflux",
@@ -116,6 +128,16 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--list", action="store_true", help="list the case names and exit")
     v.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     v.set_defaults(func=_cmd_verify)
+
+    b = sub.add_parser("biosphere", help="spin up and run the biosphere for a year; print global totals",
+                       description="The VISIT-like biosphere on the built-in climatology: Newton spin-up to "
+                                   "the cyclo-stationary state, one simulated year, global totals next to "
+                                   "their literature ranges.")
+    b.add_argument("--resolution", default="4x5", help="DLATxDLON in degrees (default: %(default)s)")
+    b.add_argument("--float32", action="store_true", help="run in float32 (default float64)")
+    b.add_argument("--json", metavar="PATH", help="write the totals as JSON")
+    b.add_argument("--netcdf", metavar="PATH", help="write annual fields as netCDF")
+    b.set_defaults(func=_cmd_biosphere)
 
     i = sub.add_parser("info", help="devices, JAX backend, precision and versions")
     i.set_defaults(func=_cmd_info)
