@@ -70,6 +70,7 @@ def test_gradient_matches_finite_differences_for_every_multiplier(scalar_fn, gro
         err = abs(float(fd - ad)) / max(abs(float(ad)), 1e-6)
         worst.append((err, name, float(ad), float(fd)))
     worst.sort(reverse=True)
+    print(f"{group}: worst relative FD error {worst[0][0]:.2e} ({worst[0][1]})")
     assert worst[0][0] <= 1e-5, worst[:3]
 
 
@@ -89,4 +90,5 @@ def test_gradient_matches_finite_differences_for_drivers(scalar_fn):
 
         fd = (shifted(h) - shifted(-h)) / (2 * h)
         ad = jnp.sum(gw[name] * direction)
+        print(f"driver {name}: relative FD error {abs(float(fd - ad)) / max(abs(float(ad)), 1e-6):.2e}")
         assert abs(float(fd - ad)) <= 1e-5 * max(abs(float(ad)), 1e-6), (name, float(ad), float(fd))
