@@ -333,20 +333,15 @@ def climatology_maps(grid: LatLonGrid, min_land: float = 1e-3) -> tuple[SurfaceM
     wet += 0.08 * np.clip((mi - 1.1) / 0.4, 0.0, 1.0) * (st["t_cold"] > 15.0)
     wet *= 1.0 - ice_share
     paddy = np.minimum(rice, 1.0 - wet)
-    n = lat.size
-    maps = SurfaceMaps(
-        grid=grid,
-        cell_j=cell_j,
-        cell_i=cell_i,
+    maps = SurfaceMaps.with_loam(
+        grid,
+        cell_j,
+        cell_i,
         land_fraction=land[cell_j, cell_i],
         pft_fraction=pft,
         wetland_fraction=wet,
         paddy_fraction=paddy,
         n_input=n_input,
-        porosity=np.full(n, 0.45),
-        field_capacity=np.full(n, 0.30),
-        wilting_point=np.full(n, 0.12),
-        ph=np.full(n, 6.5),
     )
     return maps, drivers
 
@@ -375,19 +370,15 @@ def sample_cells(dtype=jnp.float64) -> tuple[SurfaceMaps, ClimatologyDrivers]:
     for k, c in enumerate(SAMPLE_CELLS):
         for code, f in c[2].items():
             pft[k, pft_index(code)] = f
-    maps = SurfaceMaps(
-        grid=grid,
-        cell_j=cell_j,
-        cell_i=cell_i,
+    maps = SurfaceMaps.with_loam(
+        grid,
+        cell_j,
+        cell_i,
         land_fraction=np.linspace(0.5, 1.0, n),
         pft_fraction=pft,
         wetland_fraction=np.array([c[3] for c in SAMPLE_CELLS]),
         paddy_fraction=np.array([c[4] for c in SAMPLE_CELLS]),
         n_input=np.array([c[5] for c in SAMPLE_CELLS]),
-        porosity=np.full(n, 0.45),
-        field_capacity=np.full(n, 0.3),
-        wilting_point=np.full(n, 0.12),
-        ph=np.full(n, 6.5),
     )
     drivers = ClimatologyDrivers(
         lat=jnp.asarray(grid.lat[cell_j], dtype), cont=jnp.asarray([c[1] for c in SAMPLE_CELLS], dtype)

@@ -87,6 +87,15 @@ class SurfaceMaps:
     def __post_init__(self) -> None:
         validate_maps(self)
 
+    @classmethod
+    def with_loam(cls, grid: LatLonGrid, cell_j, cell_i, **fields) -> SurfaceMaps:
+        """Maps whose soils are a uniform loam (porosity 0.45, field capacity 0.30, wilting point 0.12,
+        pH 6.5; Clapp & Hornberger 1978 class values); ``fields`` gives the other attributes."""
+        n = np.asarray(cell_j).size
+        soils = {"porosity": 0.45, "field_capacity": 0.30, "wilting_point": 0.12, "ph": 6.5}
+        return cls(grid=grid, cell_j=np.asarray(cell_j), cell_i=np.asarray(cell_i),
+                   **{k: np.full(n, v) for k, v in soils.items()}, **fields)
+
     @property
     def ncell(self) -> int:
         return int(self.cell_j.size)

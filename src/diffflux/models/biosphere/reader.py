@@ -257,18 +257,13 @@ def read_surface_maps(path, grid: LatLonGrid) -> SurfaceMaps:
         wet = optional("wetland_fraction", default.wetland_fraction)
         paddy = optional("paddy_fraction", default.paddy_fraction)
         n_in = optional("n_input", default.n_input, {"kg N ha-1 yr-1": 0.1, "kg ha-1 yr-1": 0.1})
-    n = cell_j.size
-    return SurfaceMaps(
-        grid=grid,
-        cell_j=cell_j,
-        cell_i=cell_i,
+    return SurfaceMaps.with_loam(
+        grid,
+        cell_j,
+        cell_i,
         land_fraction=np.clip(land[cell_j, cell_i], 0, 1),
         pft_fraction=pft,
         wetland_fraction=wet,
         paddy_fraction=paddy,
         n_input=n_in,
-        porosity=np.full(n, 0.45),
-        field_capacity=np.full(n, 0.30),
-        wilting_point=np.full(n, 0.12),
-        ph=np.full(n, 6.5),
     )
