@@ -1,9 +1,22 @@
-"""Inversion: control vector, prior covariance operators, cost function and problem assembly.
+"""Inversion: control vector, prior covariance operators, observation errors, problem and cost.
 
-Part A (this file's current exports): matrix-free prior covariance operators with a square root
-(:mod:`diffflux.inversion.covariance`). The solvers live in :mod:`diffflux.solvers`.
+* :mod:`diffflux.inversion.covariance`: matrix-free prior covariance operators with a square root;
+* :mod:`diffflux.inversion.control`: the control vector of named blocks and its whitening;
+* :mod:`diffflux.inversion.obs_error`: measurement plus model-data-mismatch errors (diagonal R);
+* :mod:`diffflux.inversion.problem`: the whole chain (biosphere -> composer -> transport -> operators),
+  ``Problem`` and ``standard_twin``;
+* :mod:`diffflux.inversion.cost`: cost, gradient, Taylor and dot-product tests.
+
+The solvers live in :mod:`diffflux.solvers`.
 """
 
+from diffflux.inversion.control import (
+    ControlVector,
+    bias_block,
+    biosphere_block,
+    flux_block,
+    initial_block,
+)
 from diffflux.inversion.covariance import (
     AbstractCovariance,
     BlockDiagonal,
@@ -15,8 +28,18 @@ from diffflux.inversion.covariance import (
     SpatialCorrelation,
     TemporalCorrelation,
 )
+from diffflux.inversion.obs_error import ObservationError
+from diffflux.inversion.problem import Problem, standard_twin
 
 __all__ = [
+    "ControlVector",
+    "ObservationError",
+    "Problem",
+    "bias_block",
+    "biosphere_block",
+    "flux_block",
+    "initial_block",
+    "standard_twin",
     "AbstractCovariance",
     "BlockDiagonal",
     "DenseCovariance",
