@@ -217,3 +217,20 @@ def test_problem_bad_input(twin):
         C.value_and_grad(p, jnp.zeros(3))
     with pytest.raises(ValueError, match="species must be among"):
         standard_twin(species=("N2O",))
+
+
+def test_invert_entry_point(twin):
+    """invert(problem, LBFGS) lowers the cost and the misfit, reports status, chi-square and labels."""
+    from diffflux.inversion import invert
+    from diffflux.solvers import LBFGS
+
+    p = twin.problem
+    progress = []
+    out = invert(p, LBFGS(max_iter=6), callback=lambda k, J, g: progress.append((k, J, g)))
+    assert out.solver_result.n_traces == 1 and len(progress) >= 1
+    assert out.cost_posterior < 0.6 * out.cost_prior
+    rms = lambda a: float(np.sqrt(np.mean(a**2)))  # noqa: E731
+    assert rms(out.y_posterior - out.y) < rms(out.y_prior - out.y)
+    assert out.reduced_chi_square == pytest.approx(2 * out.cost_posterior / p.obs_error.nobs)
+    assert len(out.labels) == p.control.size and set(out.x) == set(p.control.names)
+    assert "status" in out.summary()

@@ -5,7 +5,8 @@
 * :mod:`diffflux.inversion.obs_error`: measurement plus model-data-mismatch errors (diagonal R);
 * :mod:`diffflux.inversion.problem`: the whole chain (biosphere -> composer -> transport -> operators),
   ``Problem`` and ``standard_twin``;
-* :mod:`diffflux.inversion.cost`: cost, gradient, Taylor and dot-product tests.
+* :mod:`diffflux.inversion.cost`: cost, gradient, Taylor and dot-product tests;
+* :func:`invert`: the entry point (a solver on the problem; posterior per block and diagnostics).
 
 The solvers live in :mod:`diffflux.solvers`.
 """
@@ -28,10 +29,13 @@ from diffflux.inversion.covariance import (
     SpatialCorrelation,
     TemporalCorrelation,
 )
+from diffflux.inversion.invert import InversionResult, invert
 from diffflux.inversion.obs_error import ObservationError
 from diffflux.inversion.problem import Problem, standard_twin
 
 __all__ = [
+    "InversionResult",
+    "invert",
     "ControlVector",
     "ObservationError",
     "Problem",
