@@ -34,10 +34,6 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-# Position of each named grid axis in the arrays of the transport: (tracer, level, lat, lon) for tracer
-# fields, (level, lat, lon) for air mass, (tracer, lat, lon) or (lat, lon) for surface fields.
-_AXES_4D = ("tracer", "level", "lat", "lon")
-
 
 def make_mesh(axes: str | Sequence[str] = "lat", shape: Sequence[int] | None = None, devices=None) -> Mesh:
     """A device mesh with named ``axes`` (``"lat"``, ``"lon"``, ``"member"``).

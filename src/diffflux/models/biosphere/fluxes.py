@@ -36,21 +36,21 @@ from diffflux.models.biosphere.climate import declination
 from diffflux.models.biosphere.drivers import DriverSource, SurfaceMaps
 
 M_C_G = 12.011  # g C per mol
-COMPONENTS: dict[str, tuple[str, float]] = {
-    # key: (daily output name, factor from output units per day to mol per day)
-    "CO2:fire": ("fire_co2", 1.0),
-    "CH4:wetland": ("ch4_wetland", 1.0),
-    "CH4:rice": ("ch4_paddy", 1.0),
-    "CH4:soil": ("ch4_soil", 1.0),
-    "CH4:fire": ("fire_ch4", 1.0),
-    "N2O:soil": ("n2o_natural", 1.0),
-    "N2O:agriculture": ("n2o_crop", 1.0),
-    "CO:fire": ("fire_co", 1.0),
-    "BC:fire": ("fire_bc", 1.0),
-    "NOx:fire": ("fire_nox", 1.0),
+COMPONENTS: dict[str, str] = {
+    # key: daily output name (already in mol per m2 of land per day)
+    "CO2:fire": "fire_co2",
+    "CH4:wetland": "ch4_wetland",
+    "CH4:rice": "ch4_paddy",
+    "CH4:soil": "ch4_soil",
+    "CH4:fire": "fire_ch4",
+    "N2O:soil": "n2o_natural",
+    "N2O:agriculture": "n2o_crop",
+    "CO:fire": "fire_co",
+    "BC:fire": "fire_bc",
+    "NOx:fire": "fire_nox",
 }
 FLUX_KEYS: tuple[str, ...] = ("CO2:biosphere",) + tuple(COMPONENTS)
-NEEDED_OUTPUTS: tuple[str, ...] = ("gpp", "ar", "hr") + tuple(v[0] for v in COMPONENTS.values())
+NEEDED_OUTPUTS: tuple[str, ...] = ("gpp", "ar", "hr") + tuple(COMPONENTS.values())
 
 
 def _cos_zenith(lat_deg, lon_deg, t_seconds):
@@ -91,8 +91,8 @@ class BiosphereFluxes(eqx.Module):
         """Daily-mean fluxes [mol m-2 s-1] ``{key: (nlat, nlon)}`` of simulated day ``day`` (0-based)."""
         d = {k: v[day] for k, v in self.daily.items()}
         out = {"CO2:biosphere": self._per_cell_area((d["ar"] + d["hr"] - d["gpp"]) / M_C_G)}
-        for key, (name, factor) in COMPONENTS.items():
-            out[key] = self._per_cell_area(d[name] * factor)
+        for key, name in COMPONENTS.items():
+            out[key] = self._per_cell_area(d[name])
         return out
 
     def at(self, t, steps_per_day: int) -> dict[str, jax.Array]:
@@ -114,7 +114,7 @@ class BiosphereFluxes(eqx.Module):
 
         cz_all = jnp.maximum(jax.vmap(lambda s: _cos_zenith(lat, lon, s))(steps), 0.0)
         cz = jnp.maximum(_cos_zenith(lat, lon, tmid), 0.0)
-        gpp_shape = cz / jnp.maximum(cz_all.mean(axis=0), 1e-12) * (cz_all.mean(axis=0) > 1e-12)
+        cz_mean = cz_all.mean(axis=0)
         trange = self.drivers.weather(day + self.day0).trange
         a = jnp.log(2.0) / 10.0 * trange / 2.0
 
@@ -124,13 +124,13 @@ class BiosphereFluxes(eqx.Module):
 
         r_all = jax.vmap(resp)(steps)
         resp_shape = resp(tmid) / r_all.mean(axis=0)
-        # flat dual gpp shape where the mean is zero (polar night): GPP is zero there anyway
-        gpp_shape = jnp.where(cz_all.mean(axis=0) > 1e-12, gpp_shape, 1.0)
+        # flat shape where the sun never rises (polar night): GPP is zero there anyway
+        gpp_shape = jnp.where(cz_mean > 1e-12, cz / jnp.maximum(cz_mean, 1e-12), 1.0)
         d = {k: v[day] for k, v in self.daily.items()}
         nee = ((d["ar"] + d["hr"]) * resp_shape - d["gpp"] * gpp_shape) / M_C_G
         out = {"CO2:biosphere": self._per_cell_area(nee)}
-        for key, (name, factor) in COMPONENTS.items():
-            out[key] = self._per_cell_area(d[name] * factor)
+        for key, name in COMPONENTS.items():
+            out[key] = self._per_cell_area(d[name])
         return out
 
 

@@ -218,15 +218,9 @@ def implicit_steady_state(bio: Biosphere, drivers: DriverSource, params: Biosphe
         return x_star, p
 
     def bwd(p, g):
-        eye = jnp.eye(NSTATE, dtype=x_star.dtype)
-
-        def col(k):
-            tangent = jnp.broadcast_to(eye[k][:, None], x_star.shape)
-            return jax.jvp(lambda y: F(p, y), (x_star,), (tangent,))[1]
-
-        J = jax.vmap(col)(jnp.arange(NSTATE))  # (k, i, t)
-        A = jnp.eye(NSTATE, dtype=x_star.dtype)[None] - jnp.moveaxis(J, 2, 0).transpose(0, 2, 1)  # (t, i, k)
-        # (I - J_t)^T lam_t = g_t with J_t[i, k] = dF_i/dx_k
+        _, J = _jac_jit(bio, drivers, p, x_star)  # J[i, k, t] = dF_i/dx_k on tile t
+        A = jnp.eye(NSTATE, dtype=x_star.dtype)[None] - jnp.moveaxis(J, 2, 0)  # (t, i, k): I - J_t
+        # (I - J_t)^T lam_t = g_t
         lam = jnp.linalg.solve(jnp.transpose(A, (0, 2, 1)), jnp.moveaxis(g, 1, 0)[..., None])[..., 0].T
         _, vjp = jax.vjp(lambda q: F(q, x_star), p)
         return vjp(lam)
