@@ -115,6 +115,26 @@ def _check_monotonic(values: np.ndarray, name: str, where: str) -> int:
     )
 
 
+def _checked_coordinates(lat, lon, lat_name: str, lon_name: str, where: str):
+    """Float64 coordinates checked monotonic with latitudes in [-90, 90].
+
+    Returns ``(lat, lon, lat_s, lat_flip, lon_dir)``: ``lat_s`` south to north, ``lat_flip`` whether the
+    file's latitudes run north to south, ``lon_dir`` the sign of the longitude direction.
+    """
+    lat = np.asarray(lat, dtype=np.float64)
+    lon = np.asarray(lon, dtype=np.float64)
+    lat_dir = _check_monotonic(lat, lat_name, where)
+    lon_dir = _check_monotonic(lon, lon_name, where)
+    lat_flip = lat_dir < 0
+    lat_s = lat[::-1] if lat_flip else lat
+    if lat_s[0] < -90.0 - 1e-9 or lat_s[-1] > 90.0 + 1e-9:
+        raise ValueError(
+            f"{_where(where)}coordinate '{lat_name}' must lie in [-90, 90] degrees north, found "
+            f"{lat_s[0]:g} .. {lat_s[-1]:g}"
+        )
+    return lat, lon, lat_s, lat_flip, lon_dir
+
+
 def source_grid(
     lat,
     lon,
@@ -138,17 +158,7 @@ def source_grid(
         ValueError: non-monotonic coordinates, latitudes outside [-90, 90], a latitude gap to a
             pole, or longitudes that do not cover 360 degrees (or repeat a point).
     """
-    lat = np.asarray(lat, dtype=np.float64)
-    lon = np.asarray(lon, dtype=np.float64)
-    lat_dir = _check_monotonic(lat, lat_name, where)
-    _check_monotonic(lon, lon_name, where)
-    lat_flip = lat_dir < 0
-    lat_s = lat[::-1] if lat_flip else lat
-    if lat_s[0] < -90.0 - 1e-9 or lat_s[-1] > 90.0 + 1e-9:
-        raise ValueError(
-            f"{_where(where)}coordinate '{lat_name}' must lie in [-90, 90] degrees north, found "
-            f"{lat_s[0]:g} .. {lat_s[-1]:g}"
-        )
+    lat, lon, lat_s, lat_flip, _ = _checked_coordinates(lat, lon, lat_name, lon_name, where)
 
     # ---- latitude edges
     if lat_bounds is not None:
@@ -589,17 +599,7 @@ def rectilinear_grid(
             repeating a meridian; irregular spacing without bounds; a regional grid when
             ``require_global``.
     """
-    lat = np.asarray(lat, dtype=np.float64)
-    lon = np.asarray(lon, dtype=np.float64)
-    lat_dir = _check_monotonic(lat, lat_name, where)
-    lon_dir = _check_monotonic(lon, lon_name, where)
-    lat_flip = lat_dir < 0
-    lat_s = lat[::-1] if lat_flip else lat
-    if lat_s[0] < -90.0 - 1e-9 or lat_s[-1] > 90.0 + 1e-9:
-        raise ValueError(
-            f"{_where(where)}coordinate '{lat_name}' must lie in [-90, 90] degrees north, found "
-            f"{lat_s[0]:g} .. {lat_s[-1]:g}"
-        )
+    lat, lon, lat_s, lat_flip, lon_dir = _checked_coordinates(lat, lon, lat_name, lon_name, where)
     if lat_bounds is not None:
         lb = np.asarray(lat_bounds, dtype=np.float64)
         lat_edges = _edges_from_bounds(lb[::-1] if lat_flip else lb, lat_s, lat_name, where)
