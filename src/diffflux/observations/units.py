@@ -92,23 +92,21 @@ def mole_fraction_scale(unit: str | None, *, where: str = "", variable: str = "v
     return _MOLE_FRACTION[key]
 
 
+def _scale(table: dict, kind: str, unit: str | None, where: str, variable: str) -> float:
+    key = "" if unit is None else str(unit).strip().lower()
+    if key not in table:
+        raise ValueError(
+            f"{where}: variable '{variable}' has units {unit!r}; expected a {kind} unit, one of "
+            f"{sorted(table)}"
+        )
+    return table[key]
+
+
 def pressure_scale(unit: str | None, *, where: str = "", variable: str = "pressure") -> float:
     """Value of one pressure ``unit`` in Pa (``"hPa"`` -> 100). Errors like :func:`mole_fraction_scale`."""
-    key = "" if unit is None else str(unit).strip().lower()
-    if key not in _PRESSURE:
-        raise ValueError(
-            f"{where}: variable '{variable}' has units {unit!r}; expected a pressure unit, one of "
-            f"{sorted(_PRESSURE)}"
-        )
-    return _PRESSURE[key]
+    return _scale(_PRESSURE, "pressure", unit, where, variable)
 
 
 def length_scale(unit: str | None, *, where: str = "", variable: str = "altitude") -> float:
     """Value of one length ``unit`` in m. Errors like :func:`mole_fraction_scale`."""
-    key = "" if unit is None else str(unit).strip().lower()
-    if key not in _LENGTH:
-        raise ValueError(
-            f"{where}: variable '{variable}' has units {unit!r}; expected a length unit, one of "
-            f"{sorted(_LENGTH)}"
-        )
-    return _LENGTH[key]
+    return _scale(_LENGTH, "length", unit, where, variable)
