@@ -14,9 +14,9 @@ jax.config.update("jax_enable_x64", True)
 
 from diffflux.grid import LatLonGrid  # noqa: E402
 from diffflux.met.regrid import ConservativeRegridder, RectilinearGrid, rectilinear_grid  # noqa: E402
-from diffflux.models.inventories import GLOBAL_TOTALS, default_inventory  # noqa: E402
+from diffflux.models.inventories import GLOBAL_TOTALS, NATIONAL_TOTALS, default_inventory  # noqa: E402
 from diffflux.models.ocean import OceanCO2  # noqa: E402
-from diffflux.regions import region_area  # noqa: E402
+from diffflux.regions import region_area, region_mask  # noqa: E402
 from diffflux.species import get_species  # noqa: E402
 
 PUBLISHED = {
@@ -79,6 +79,14 @@ def main() -> None:
             "| documented",
             GLOBAL_TOTALS[sp][0],
         )
+    print("== national fossil CO2 recovered with land-share masks at 1 degree")
+    co2 = get_species("CO2")
+    inv = default_inventory("CO2", g1)
+    for c in ("CHN", "USA", "IND", "JPN"):
+        mask = region_mask(g1, c, share="land")
+        v = co2.flux_to_reporting((inv.flux[0, 0] * mask * g1.area).sum())
+        tab = co2.flux_to_reporting(NATIONAL_TOTALS["CO2"][0][c] * 1e9 / co2.molar_mass / (365.25 * 86400))
+        print(f"{c}: {v:.4f} PgC/yr, table {tab:.4f} ({100 * (v / tab - 1):+.1f} %)")
     print("== ocean sink")
     co2 = get_species("CO2")
     for res in [(0.5, 0.5), (1, 1), (2, 2.5), (4, 5)]:
