@@ -1,4 +1,4 @@
-"""The command line: exit codes, info, demo outputs."""
+"""The command line: exit codes, info, init, config errors, tracer outputs."""
 
 import json
 
@@ -18,14 +18,62 @@ def test_info(capsys):
     assert "backend" in out and "jax" in out
 
 
-def test_bad_resolution_is_reported(capsys):
-    assert main(["demo", "--resolution", "4by5", "--out", "unused"]) == 2
+def test_help_exits_zero(capsys):
+    assert main(["--help"]) == 0
+    assert "demo" in capsys.readouterr().out
+    assert main(["run", "--help"]) == 0
+    assert main(["run"]) == 2  # missing CONFIG: argparse usage error
+
+
+def test_bad_resolution_is_reported(tmp_path, capsys):
+    assert main(["tracers", "--resolution", "4by5", "--out", str(tmp_path / "unused")]) == 2
     assert "--resolution" in capsys.readouterr().err
+    assert main(["demo", "--resolution", "4by5", "--out", str(tmp_path / "unused")]) == 2
+    err = capsys.readouterr().err
+    assert "[grid.resolution]" in err and "must look like '4x5'" in err
+    assert not (tmp_path / "unused").exists()  # nothing computed, nothing written
 
 
-def test_demo_small(tmp_path, capsys):
+def test_init_writes_a_valid_commented_config(tmp_path, capsys):
+    from diffflux.config import default_config, load_config
+
+    path = tmp_path / "my.toml"
+    assert main(["init", str(path)]) == 0
+    assert load_config(path).values == default_config().values
+    assert path.read_text().count("\n# ") > 40
+    assert main(["init", str(path)]) == 2  # refuses to overwrite
+    assert "--force" in capsys.readouterr().err
+    assert main(["init", str(path), "--force"]) == 0
+
+
+def test_run_config_errors_exit_2_before_computing(tmp_path, capsys):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[solver]\nmax_iter = "ten"\n[outputs]\ndirectory = "%s"\n' % (tmp_path / "o"))
+    assert main(["run", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert "[solver.max_iter] expected an integer, found string 'ten'" in err
+    assert not (tmp_path / "o").exists()
+    assert main(["run", str(tmp_path / "missing.toml")]) == 2
+    assert "config file not found" in capsys.readouterr().err
+    assert main(["run", str(cfg), "--set", "solver.max_iter"]) == 2
+    assert "section.key=value" in capsys.readouterr().err
+
+
+def test_unwritable_output_folder_exits_3(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    assert main(["demo", "--out", str(blocker / "sub"), "--quiet"]) == 3
+    assert str(blocker) in capsys.readouterr().err
+
+
+def test_report_of_missing_folder(tmp_path, capsys):
+    assert main(["report", str(tmp_path / "nothing")]) in (2, 3)
+    assert "nothing" in capsys.readouterr().err
+
+
+def test_tracers_small(tmp_path, capsys):
     out = tmp_path / "demo"
-    assert main(["demo", "--days", "1", "--resolution", "12x15", "--out", str(out),
+    assert main(["tracers", "--days", "1", "--resolution", "12x15", "--out", str(out),
                  "--float64"]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert 2000 < summary["sf6_implied_lifetime_yr"] < 5000  # AR6: ~3200 yr

@@ -358,7 +358,7 @@ def standard_twin(*, resolution: tuple[float, float] = (10.0, 12.0), nlev: int =
                   flux_forms: str = "joint", truth_scale: float = 1.0, noise: bool = True, seed: int = 0,
                   checkpoint: str | None = "nested", biases: bool = True, initial: bool = True,
                   horizontal_diffusion: bool = True, correlation_km: tuple[float, float] | None = None,
-                  dtype=jnp.float64) -> Twin:
+                  sigmas: dict | None = None, observations=None, dtype=jnp.float64) -> Twin:
     """A small twin experiment on the built-in climatology (configurable grid, window and species).
 
     Configuration (defaults: 10 x 12 degrees, 4 levels, 14 days of 3-hour steps from 1 July, CO2 + CH4):
@@ -388,6 +388,13 @@ def standard_twin(*, resolution: tuple[float, float] = (10.0, 12.0), nlev: int =
       (``satellite_step_seconds`` along-track spacing, land only; None: none); ``R`` from
       :class:`ObservationError` (measurement + mismatch table);
     * truth: ``z_true = truth_scale N(0, I)`` (seeded), ``y = H(x(z_true)) + N(0, R)``.
+
+    ``sigmas`` overrides the prior 1-sigma scales by component name (``"fossil"``, ``"ocean"``, ``"nee"``,
+    ``"ch4_anthropogenic"``, ``"wetland"``; the numbers above: 0.3, 1e-8, 1e-7, 0.3 or 3e-10, 0.3; the
+    ocean/land weighting is kept). ``observations`` (an observation table, e.g. from
+    :func:`~diffflux.observations.read_obspack`) replaces the synthetic network: its records inside the
+    window and of the chosen species are inverted as they are (no truth: ``z_true``, ``x_true`` and
+    ``y_true`` are None).
     """
     from diffflux.geography import land_fraction
     from diffflux.grid import LatLonGrid, stretched_hybrid_levels
@@ -521,10 +528,18 @@ def standard_twin(*, resolution: tuple[float, float] = (10.0, 12.0), nlev: int =
         if satellite_step_seconds:
             tables.append(satellite_design(start, end, species=s, step_seconds=satellite_step_seconds,
                                            nret=8, uncertainty=meas[s][2]))
+    if observations is not None:
+        tables = [observations]
     if not tables:
         raise ValueError("standard_twin: no observations (no sites and no satellite)")
     table, _ = select(sort_table(concat_tables(tables)), start=np.datetime64(start, "s"), end=end,
-                      good_only=False)
+                      good_only=observations is not None)
+    if observations is not None:
+        keep = np.isin(np.asarray(table["species"].values).astype(str), list(species))
+        table = table.isel(obs=np.flatnonzero(keep))
+        if table.sizes["obs"] == 0:
+            raise ValueError(f"standard_twin: the observation table has no good records of {list(species)} "
+                             f"between {start} and {end}")
     arrays = to_arrays(table, species, ref, dtype=dtype)
     op = build_operator(arrays, grid, t0=t_start, dt=dt, nsteps=nsteps)
     R = ObservationError.from_table(table, dtype=dtype)
@@ -537,6 +552,19 @@ def standard_twin(*, resolution: tuple[float, float] = (10.0, 12.0), nlev: int =
     chi0 = np.stack([np.broadcast_to(background[s] + 0.5 * gradient[s] * s_lat, grid.shape) for s in species])
     state0 = transport.initial_state(jnp.asarray(chi0, dtype), jnp.asarray(ps, dtype))
     check_time_step(transport, met, state0, dt=dt, times=np.linspace(t_start, t_start + nsteps * dt, 3))
+
+    # ---- prior scales ----
+    base = {"fossil": 0.3, "ocean": 1e-8, "nee": 1e-7, "ch4_anthropogenic": 0.3 if joint else 3e-10,
+            "wetland": 0.3}
+    unknown = sorted(set(sigmas or {}) - set(base))
+    if unknown:
+        raise ValueError(f"standard_twin: sigmas for unknown component(s) {unknown}; "
+                         f"components: {sorted(base)}")
+    for name, value in (sigmas or {}).items():
+        if name in sig:
+            if not value > 0:
+                raise ValueError(f"standard_twin: sigmas[{name!r}] must be > 0, found {value}")
+            sig[name] = np.asarray(sig[name]) * (value / base[name])
 
     # ---- control vector ----
     if correlation_km is None:
@@ -573,6 +601,14 @@ def standard_twin(*, resolution: tuple[float, float] = (10.0, 12.0), nlev: int =
                              drivers=drivers if joint else None, bio_state=state if joint else None,
                              bio_params=params0 if joint else None, bio_links=links, tracers=species,
                              checkpoint=checkpoint)
+
+    if observations is not None:
+        y = np.asarray(table["value"].values, dtype=np.dtype(dtype))
+        problem = problem.with_observations(jnp.asarray(y, dtype))
+        info = {"grid": grid.describe(), "nsteps": nsteps, "dt": dt, "days": days, "species": species,
+                "nobs": op.nobs, "ncontrol": control.size, "blocks": control.shapes,
+                "obs_classes": R.summary(), "spinup": spinup, "flux_forms": flux_forms, "truth": False}
+        return Twin(problem=problem, z_true=None, x_true=None, y_true=None, table=table, info=info)
 
     # ---- truth and pseudo-observations ----
     rng = np.random.default_rng(seed)
