@@ -22,7 +22,7 @@ from diffflux.species import get_species  # noqa: E402
 PUBLISHED = {
     "RUS": 17.098,
     "CAN": 9.985,
-    "USA": 9.147,
+    "USA": 9.526,  # land + inland water + US Great Lakes (US Census 2010), as the raster draws it
     "CHN": 9.597,
     "BRA": 8.516,
     "AUS": 7.692,
