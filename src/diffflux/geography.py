@@ -112,7 +112,8 @@ def _fraction(mask: np.ndarray, grid: LatLonGrid, rows=None, cols=None) -> np.nd
 
 
 def land_fraction(grid: LatLonGrid) -> np.ndarray:
-    """Land fraction of each model cell (Natural Earth 1:50m land; inland lakes count as land, the Caspian Sea as sea), ``(nlat, nlon)``."""
+    """Land fraction of each model cell, ``(nlat, nlon)`` (Natural Earth 1:50m land; inland lakes count as
+    land, the Caspian Sea as sea)."""
     return _land_fraction_cached(grid.nlon, grid.nlat)
 
 
@@ -186,7 +187,8 @@ def country_raster() -> np.ndarray:
 
 
 def land_raster() -> np.ndarray:
-    """The packaged land/sea raster ``(180 res, 360 res)`` of booleans (read-only; inland lakes are land, the Caspian Sea is sea)."""
+    """The packaged land/sea raster ``(180 res, 360 res)`` of booleans (read-only; inland lakes are land,
+    the Caspian Sea is sea)."""
     land = _raster()[1]
     land.setflags(write=False)
     return land
