@@ -6,11 +6,19 @@
 * :mod:`diffflux.inversion.problem`: the whole chain (biosphere -> composer -> transport -> operators),
   ``Problem`` and ``standard_twin``;
 * :mod:`diffflux.inversion.cost`: cost, gradient, Taylor and dot-product tests;
-* :func:`invert`: the entry point (a solver on the problem; posterior per block and diagnostics).
+* :func:`invert`: the entry point (a solver on the problem; posterior per block and diagnostics);
+* :mod:`diffflux.inversion.budgets`: regional/period totals of the flux components with prior and
+  posterior uncertainty (:func:`budget_table`, :func:`standard_region_masks`).
 
 The solvers live in :mod:`diffflux.solvers`.
 """
 
+from diffflux.inversion.budgets import (
+    budget_table,
+    error_reduction,
+    regional_totals,
+    standard_region_masks,
+)
 from diffflux.inversion.control import (
     ControlVector,
     bias_block,
@@ -35,6 +43,10 @@ from diffflux.inversion.problem import Problem, standard_twin
 
 __all__ = [
     "InversionResult",
+    "budget_table",
+    "error_reduction",
+    "regional_totals",
+    "standard_region_masks",
     "invert",
     "ControlVector",
     "ObservationError",

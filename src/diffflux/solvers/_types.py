@@ -50,7 +50,9 @@ class Result:
         message: human-readable reason for stopping.
         history_value: ``(iterations + 1,)`` cost per iteration, index 0 is the initial point.
         history_grad_norm: ``(iterations + 1,)`` gradient norm per iteration.
-        n_traces: how often the iteration step was traced (1 means no recompilation).
+        n_traces: how often the iteration step was traced during this call (1: compiled once, no
+            recompilation across iterations; 0: reused from an earlier call on a problem of the same
+            structure, e.g. the same problem with other observations).
         posterior: solver-specific posterior products (:class:`~diffflux.solvers.uncertainty.ExactPosterior`
             for :class:`Exact`, :class:`~diffflux.solvers.uncertainty.LowRankPosterior` for
             :class:`GaussNewtonCG`), else ``None``.
@@ -98,11 +100,42 @@ class LeastSquaresCost(eqx.Module):
         return 0.5 * sum(jnp.vdot(a, a) for a in zs) + 0.5 * jnp.vdot(r, r)
 
 
-def flat_residual(cost: LeastSquaresCost, unravel: Callable) -> Callable:
-    """``r`` as a function of the flat whitened vector; checks it returns a non-empty 1-D array."""
+class Unravel(eqx.Module):
+    """Flat vector -> pytree of the layout of :func:`ravel` (hashable and comparable by value, so a jitted
+    function that receives it as a static part is not retraced for every new but equal layout)."""
 
-    def res(zf):
-        r = cost.residual(unravel(zf))
+    treedef: Any = eqx.field(static=True)
+    shapes: tuple[tuple[int, ...], ...] = eqx.field(static=True)
+    dtypes: tuple[str, ...] = eqx.field(static=True)
+
+    def __call__(self, flat):
+        sizes = [int(np.prod(s)) for s in self.shapes]
+        parts = jnp.split(flat, np.cumsum(sizes)[:-1]) if len(sizes) > 1 else [flat]
+        leaves = [p.reshape(s).astype(d) for p, s, d in zip(parts, self.shapes, self.dtypes)]
+        return jax.tree.unflatten(self.treedef, leaves)
+
+
+def ravel(tree) -> tuple[jax.Array, Unravel]:
+    """``(flat, unravel)`` like ``jax.flatten_util.ravel_pytree`` (leaves in tree order, C order, promoted
+    to a common dtype), with an :class:`Unravel` that compares equal for equal layouts."""
+    leaves, treedef = jax.tree.flatten(tree)
+    leaves = [jnp.asarray(a) for a in leaves]
+    if not leaves:
+        return jnp.zeros((0,)), Unravel(treedef, (), ())
+    dtype = jnp.result_type(*leaves)
+    flat = jnp.concatenate([jnp.ravel(a).astype(dtype) for a in leaves])
+    return flat, Unravel(treedef, tuple(tuple(a.shape) for a in leaves), tuple(str(a.dtype) for a in leaves))
+
+
+class FlatResidual(eqx.Module):
+    """``r`` of a :class:`LeastSquaresCost` as a function of the flat whitened vector (a pytree: the cost's
+    arrays are leaves, so jitted solvers take it as an argument); checks it returns a non-empty 1-D array."""
+
+    cost: LeastSquaresCost
+    unravel: Callable
+
+    def __call__(self, zf):
+        r = self.cost.residual(self.unravel(zf))
         if jnp.ndim(r) != 1 or r.shape[0] == 0:
             raise ValueError(
                 f"LeastSquaresCost.residual must return a non-empty 1-D array (m,) of whitened residuals, "
@@ -110,4 +143,7 @@ def flat_residual(cost: LeastSquaresCost, unravel: Callable) -> Callable:
             )
         return r
 
-    return res
+
+def flat_residual(cost: LeastSquaresCost, unravel: Callable) -> FlatResidual:
+    """``r`` as a function of the flat whitened vector (:class:`FlatResidual`)."""
+    return FlatResidual(cost, unravel)

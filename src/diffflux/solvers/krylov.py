@@ -135,28 +135,42 @@ def lanczos_eigenpairs(
 
     Returns:
         ``(eigvals (k,), eigvecs (n, k))``, descending. Cost: ``k`` products plus ``O(n k^2)``.
+
+    Breakdown: when the Krylov space is (numerically) invariant, e.g. ``k`` exceeds the rank of a
+    data-misfit Hessian plus one, the new residual ``|w|`` falls below ``1e-8 |M q_j|`` or ``1e-12`` of the
+    largest ``|M q|`` seen; Gram-Schmidt on such a residual is dominated by round-off (it would not give an
+    orthogonal vector), so the next Lanczos vector is a pseudo-random one orthogonalised against the
+    basis, with a zero coupling ``beta`` (the tridiagonal matrix splits into blocks and the Ritz values of
+    the exhausted block stay exact).
     """
     n = v0.shape[0]
     k = min(k, n)
     q0 = v0 / jnp.linalg.norm(v0)
     q = jnp.zeros((n, k), v0.dtype).at[:, 0].set(q0)
 
-    def body(j, c):
-        q, alpha, beta = c
-        w = matvec(q[:, j])
-        a = jnp.vdot(q[:, j], w)
-        for _ in range(2):
+    def orth(q, w):
+        for _ in range(2):  # classical Gram-Schmidt twice ("twice is enough" without heavy cancellation)
             w = w - q @ (q.T @ w)
+        return w
+
+    def body(j, c):
+        q, alpha, beta, scale = c
+        w0 = matvec(q[:, j])
+        a = jnp.vdot(q[:, j], w0)
+        w = orth(q, w0)
         bnorm = jnp.linalg.norm(w)
-        # breakdown (invariant subspace): restart with a vector orthogonal to the current basis
-        e = jnp.zeros(n, v0.dtype).at[(j * 7919 + 1) % n].set(1.0)
-        alt = e - q @ (q.T @ e)
-        ok = bnorm > 1e-10 * jnp.maximum(jnp.abs(a), 1e-300)
+        w0norm = jnp.linalg.norm(w0)
+        scale = jnp.maximum(scale, w0norm)
+        ok = (bnorm > 1e-8 * w0norm) & (bnorm > 1e-12 * scale)
+        # restart vector: dense and pseudo-random (a unit vector may lie in the basis), orthogonalised
+        idx = jnp.arange(n, dtype=v0.dtype)
+        alt = orth(q, jnp.sin(12.9898 * idx + 78.233 * (j + 1.0)) + 0.5 * jnp.cos(3.1 * idx * (j + 2.0)))
         nxt = jnp.where(ok, w / jnp.where(ok, bnorm, 1.0), alt / jnp.linalg.norm(alt))
         q = jnp.where(j + 1 < k, q.at[:, jnp.minimum(j + 1, k - 1)].set(nxt), q)
-        return q, alpha.at[j].set(a), beta.at[j].set(jnp.where(ok, bnorm, 0.0))
+        return q, alpha.at[j].set(a), beta.at[j].set(jnp.where(ok, bnorm, 0.0)), scale
 
-    q, alpha, beta = jax.lax.fori_loop(0, k, body, (q, jnp.zeros(k, v0.dtype), jnp.zeros(k, v0.dtype)))
+    zeros = jnp.zeros(k, v0.dtype)
+    q, alpha, beta, _ = jax.lax.fori_loop(0, k, body, (q, zeros, zeros, jnp.zeros((), v0.dtype)))
     t = jnp.diag(alpha) + jnp.diag(beta[:-1], 1) + jnp.diag(beta[:-1], -1)
     w, y = jnp.linalg.eigh(t)
     return w[::-1], q @ y[:, ::-1]

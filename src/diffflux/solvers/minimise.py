@@ -1,10 +1,13 @@
 """One entry point, :func:`minimise`, and the solver strategies :class:`LBFGS`, :class:`Adam`,
 :class:`GaussNewtonCG` and :class:`Exact`.
 
-All solvers work on the flat whitened control vector (``jax.flatten_util.ravel_pytree`` of ``z0``), one
-jitted step per iteration driven by a Python loop (so progress callbacks, stopping tests and checkpoints
-happen between iterations, and the step is traced once: :attr:`Result.n_traces`). Stopping criteria, in
-order of precedence after each iteration ``k``:
+All solvers work on the flat whitened control vector (:func:`~diffflux.solvers._types.ravel` of ``z0``),
+one jitted step per iteration driven by a Python loop (so progress callbacks, stopping tests and checkpoints
+happen between iterations, and the step is traced once: :attr:`Result.n_traces`). The cost is an
+*argument* of the jitted step (its arrays are pytree leaves, e.g. a :class:`~diffflux.inversion.Problem`
+behind :meth:`~diffflux.inversion.Problem.least_squares`), so a later call on a problem of the same
+structure (new observations, another twin member) reuses the compiled step. Stopping criteria, in order
+of precedence after each iteration ``k``:
 
 1. non-finite cost, gradient or iterate -> ``NAN`` (the last finite iterate is returned and kept on disk);
 2. ``|g_k| <= gtol |g_0|`` or ``|g_k| <= gtol_abs`` -> ``CONVERGED_GRAD``;
@@ -32,9 +35,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jax.flatten_util import ravel_pytree
 
-from diffflux.solvers._types import _MESSAGES, LeastSquaresCost, Result, Status, flat_residual
+from diffflux.solvers._types import _MESSAGES, LeastSquaresCost, Result, Status, flat_residual, ravel
 from diffflux.solvers.checkpoint import load_checkpoint, save_checkpoint
 from diffflux.solvers.krylov import cg_lanczos
 
@@ -302,18 +304,57 @@ class Exact(AbstractSolver):
     def finalize(self, fun, z, state, unravel, unwhiten=None):
         from diffflux.solvers.uncertainty import ExactPosterior
 
-        g_mat = jax.jit(lambda zz: self.jacobian(fun.residual, zz))(z)
-        s_mat = None
-        if unwhiten is not None:
-
-            def xf(zz):
-                return ravel_pytree(unwhiten(unravel(zz)))[0]
-
-            s_mat = jax.jit(lambda zz: self.jacobian(xf, zz))(z)
+        g_mat, s_mat = _exact_jacobians(self, fun, z, unravel, unwhiten)
         return ExactPosterior.from_jacobian(g_mat, s_mat), {}
 
 
+class _Unwhitened(eqx.Module):
+    """``x(z)`` flattened, for the Jacobian ``S = dx/dz``."""
+
+    unwhiten: Callable
+    unravel: Callable
+
+    def __call__(self, zz):
+        return ravel(self.unwhiten(self.unravel(zz)))[0]
+
+
+@eqx.filter_jit
+def _exact_jacobians(solver, fun, z, unravel, unwhiten):
+    """``G = dr/dz`` and (with ``unwhiten``) ``S = dx/dz`` at ``z``."""
+    g_mat = solver.jacobian(fun.residual, z)
+    s_mat = None if unwhiten is None else solver.jacobian(_Unwhitened(unwhiten, unravel), z)
+    return g_mat, s_mat
+
+
 # ----------------------------------------------------------------------------------------------------------
+class _FlatCost(eqx.Module):
+    """A general cost ``J(z)`` on the flat vector (a pytree: the cost's arrays are leaves)."""
+
+    cost: Callable
+    unravel: Callable
+
+    def __call__(self, zz):
+        return self.cost(self.unravel(zz))
+
+
+_TRACES = [0]  # traces of the jitted step (all calls): a Python side effect that runs only while tracing
+
+
+@eqx.filter_jit
+def _jit_step(solver, fun, z, state):
+    """One solver iteration, jitted once per (solver settings, cost structure, shapes)."""
+    _TRACES[0] += 1
+    z_new, state_new, v, gn, failed, v_in, gn_in = solver.step(fun, z, state)
+    state_new = jax.tree.map(lambda new, old: jnp.asarray(new).astype(jnp.result_type(old)), state_new, state)
+    return z_new.astype(z.dtype), state_new, v, gn, failed, v_in, gn_in
+
+
+@eqx.filter_jit
+def _value_and_grad_norm(fun, z):
+    v, g = jax.value_and_grad(fun)(z)
+    return v, jnp.linalg.norm(g)
+
+
 def _strong(tree):
     """Strip weak types (and Python scalars) from a state so the jitted step is traced once."""
     return jax.tree.map(lambda a: jnp.asarray(np.asarray(a)), tree)
@@ -360,7 +401,7 @@ def minimise(
         )
     if checkpoint_every < 1:
         raise ValueError(f"minimise: checkpoint_every must be >= 1, found {checkpoint_every}")
-    zf, unravel = ravel_pytree(z0)
+    zf, unravel = ravel(z0)
     if zf.size == 0:
         raise ValueError("minimise: the control vector z0 is empty")
     if not jnp.issubdtype(zf.dtype, jnp.floating):
@@ -376,22 +417,14 @@ def minimise(
         fun = _FlatLS(flat_residual(cost, unravel))
         unwhiten = cost.unwhiten
     else:
-
-        def fun(zz):
-            return cost(unravel(zz))
+        fun = _FlatCost(cost, unravel)
 
     name = type(solver).__name__
-    traces = [0]
+    traces0 = _TRACES[0]
 
-    def _step(z, state):
-        traces[0] += 1  # Python side effect: runs only while tracing
-        z_new, state_new, v, gn, failed, v_in, gn_in = solver.step(fun, z, state)
-        state_new = jax.tree.map(
-            lambda new, old: jnp.asarray(new).astype(jnp.result_type(old)), state_new, state
-        )
-        return z_new.astype(z.dtype), state_new, v, gn, failed, v_in, gn_in
+    def step(z, st):
+        return _jit_step(solver, fun, z, st)
 
-    step = jax.jit(_step)
     state = _strong(solver.init(fun, zf))
     start = 0
     hv: list[float] = []
@@ -403,7 +436,7 @@ def minimise(
         hv, hg, g0 = ck["history_value"], ck["history_grad_norm"], ck["g0"]
         status = Status(ck["status"])
         if status != Status.RUNNING:
-            return _result(solver, fun, zf, state, unravel, unwhiten, start, status, hv, hg, traces[0])
+            return _result(solver, fun, zf, state, unravel, unwhiten, start, status, hv, hg, 0)
 
     def save(z, st, it, status):
         if checkpoint_path is not None:
@@ -461,11 +494,11 @@ def minimise(
         if callback is not None:
             callback(k, v, gn)
     if g0 is None:  # max_iter == 0: no step was taken
-        v0, gr = jax.jit(jax.value_and_grad(fun))(zf)
-        g0 = float(jnp.linalg.norm(gr))
+        v0, gn0 = _value_and_grad_norm(fun, zf)
+        g0 = float(gn0)
         hv, hg = [float(v0)], [g0]
     save(zf, state, k, status)
-    return _result(solver, fun, zf, state, unravel, unwhiten, k, status, hv, hg, traces[0])
+    return _result(solver, fun, zf, state, unravel, unwhiten, k, status, hv, hg, _TRACES[0] - traces0)
 
 
 def _result(solver, fun, zf, state, unravel, unwhiten, k, status, hv, hg, n_traces) -> Result:

@@ -25,9 +25,8 @@ from typing import Any
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jax.flatten_util import ravel_pytree
 
-from diffflux.solvers._types import LeastSquaresCost, flat_residual
+from diffflux.solvers._types import LeastSquaresCost, flat_residual, ravel
 
 __all__ = [
     "ExactPosterior",
@@ -148,20 +147,24 @@ def lanczos_posterior(cost: LeastSquaresCost, z: Any, k: int, key: jax.Array) ->
     """
     if not isinstance(cost, LeastSquaresCost):
         raise TypeError(f"lanczos_posterior: needs a LeastSquaresCost, found {type(cost).__name__}")
+
+    zf, unravel = ravel(z)
+    if k < 1:
+        raise ValueError(f"lanczos_posterior: k must be >= 1, found {k}")
+    lam, vec = _lanczos(flat_residual(cost, unravel), zf, jax.random.normal(key, zf.shape, zf.dtype),
+                        min(int(k), zf.shape[0]))
+    return LowRankPosterior(lam, vec)
+
+
+@eqx.filter_jit
+def _lanczos(res, zf, v0, k: int):
+    """``k`` Lanczos pairs of ``G^T G`` at ``zf`` (``res`` an argument: no recompilation for new data)."""
     from diffflux.solvers.krylov import lanczos_eigenpairs
 
-    zf, unravel = ravel_pytree(z)
-    res = flat_residual(cost, unravel)
-
-    @jax.jit
-    def run(zf, v0):
-        _, jvp = jax.linearize(res, zf)
-        vjp = jax.linear_transpose(jvp, zf)
-        lam, vec = lanczos_eigenpairs(lambda v: vjp(jvp(v))[0], v0, k)
-        return jnp.maximum(lam, 0.0), vec
-
-    lam, vec = run(zf, jax.random.normal(key, zf.shape, zf.dtype))
-    return LowRankPosterior(lam, vec)
+    _, jvp = jax.linearize(res, zf)
+    vjp = jax.linear_transpose(jvp, zf)
+    lam, vec = lanczos_eigenpairs(lambda v: vjp(jvp(v))[0], v0, k)
+    return jnp.maximum(lam, 0.0), vec
 
 
 def dofs_from_eigvals(eigvals) -> jax.Array:
@@ -231,7 +234,7 @@ def randomise_then_optimise(
     if n_members < 1:
         raise ValueError(f"randomise_then_optimise: n_members must be >= 1, found {n_members}")
     solver = dataclasses.replace(solver, n_eigs=0)  # Ritz pairs are not needed per member
-    zf, unravel = ravel_pytree(z0)
+    zf, unravel = ravel(z0)
     res = flat_residual(cost, unravel)
     m = jax.eval_shape(res, zf).shape[0]
     k1, k2 = jax.random.split(key)
