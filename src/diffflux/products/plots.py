@@ -337,23 +337,38 @@ def budget_bars(rows: Sequence[dict], species: str, path, regions: Sequence[str]
 
 
 def parameter_recovery(rows: Sequence[dict], path) -> Path:
-    """Prior and posterior parameters (+- 1 sigma) and the truth, one line per parameter."""
+    """Prior and posterior parameters (+- 1 sigma) and the truth, one line per parameter, each in units of
+    its prior 1-sigma (so log-multipliers, initial offsets [mol mol-1] and biases share one axis)."""
     names = [str(r["name"]) for r in rows]
     y = np.arange(len(names))[::-1]
     fig, axes = _subplots(figsize=(7.5, 0.32 * len(names) + 1.4))
     ax = axes[0, 0]
+    p0 = np.array([np.nan if r.get("prior") is None else r["prior"] for r in rows], dtype=np.float64)
+    s0 = np.array(
+        [np.nan if r.get("prior_sigma") is None else r["prior_sigma"] for r in rows], dtype=np.float64
+    )
+    scale = np.where(np.isfinite(s0) & (s0 > 0), s0, 1.0)
     for off, role in ((0.15, "prior"), (-0.15, "posterior")):
         v = np.array([np.nan if r.get(role) is None else r[role] for r in rows], dtype=np.float64)
         s = np.array([np.nan if r.get(f"{role}_sigma") is None else r[f"{role}_sigma"] for r in rows])
         if np.all(np.isnan(v)):
             continue
-        ax.errorbar(v, y + off, xerr=s, fmt="o", ms=4, capsize=2, color=_COLOURS[role], label=f"{role} ± 1σ")
+        ax.errorbar(
+            (v - p0) / scale,
+            y + off,
+            xerr=s / scale,
+            fmt="o",
+            ms=4,
+            capsize=2,
+            color=_COLOURS[role],
+            label=f"{role} ± 1σ",
+        )
     t = np.array([np.nan if r.get("truth") is None else r["truth"] for r in rows], dtype=np.float64)
     if not np.all(np.isnan(t)):
-        ax.plot(t, y, "x", ms=7, mew=2, color=_COLOURS["truth"], label="truth")
+        ax.plot((t - p0) / scale, y, "x", ms=7, mew=2, color=_COLOURS["truth"], label="truth")
     ax.set_yticks(y)
     ax.set_yticklabels(names, fontsize=8)
-    ax.set_xlabel("parameter value [control units, e.g. log multiplier]")
+    ax.set_xlabel("(value − prior) / prior σ  [1]")
     ax.grid(alpha=0.3, axis="x")
     ax.legend(fontsize=8, loc="best")
     ax.set_title("parameter recovery")
@@ -374,7 +389,10 @@ _CAPTIONS = (
     (r"satellite_residuals\.png", "observed − model column residuals at the prior and the posterior"),
     (r"convergence\.png", "cost and gradient norm against iteration"),
     (r"budgets_(?P<sp>.+)\.png", "{sp} regional budgets: prior, posterior (± 1 sigma) and truth"),
-    (r"parameters\.png", "parameter recovery: prior and posterior ± 1 sigma, truth"),
+    (
+        r"parameters\.png",
+        "parameter recovery in units of the prior sigma: prior and posterior ± 1 sigma, truth",
+    ),
 )
 
 
