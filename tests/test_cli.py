@@ -102,3 +102,14 @@ def test_biosphere_command_coarse(tmp_path, capsys):
     doc = json.loads(out.read_text())
     assert doc["spinup"]["max_nep"] < 1.0
     assert doc["totals"]["GPP [PgC/yr]"] > 0 and doc["totals"]["soil carbon [PgC]"] > 0
+
+
+def test_unreadable_observation_file_exits_2(tmp_path, capsys):
+    bad = tmp_path / "obs.nc"
+    bad.write_bytes(b"this is not netCDF")
+    cfg = tmp_path / "inv.toml"
+    cfg.write_text(f'[run]\nmode = "invert"\n[observations]\nfile = "{bad}"\n')
+    assert main(["run", str(cfg), "--out", str(tmp_path / "o"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert str(bad) in err and "cannot read observations" in err
+    assert not (tmp_path / "o" / "fluxes.nc").exists()
