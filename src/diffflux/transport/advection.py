@@ -30,6 +30,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from diffflux.constants import M_AIR
+from diffflux.transport.compensated import compensated_add
 from diffflux.transport.reconstruction import Reconstruction, mean_left, mean_right
 
 
@@ -89,24 +90,47 @@ def _apply_divergence(x, flux, axis: int):
     return x + lax.slice_in_dim(flux, 0, n, axis=axis) - lax.slice_in_dim(flux, 1, n + 1, axis=axis)
 
 
-def sweep_y(q, m, Fy, recon: Reconstruction):
-    """Meridional sweep. ``Fy (nlev, nlat + 1, nlon)`` [kg], zero at the poles. Returns ``(q, m)``."""
+def _apply_divergence_compensated(x, flux, axis: int, residual):
+    """:func:`_apply_divergence` with the residual of :func:`compensated_add` (None: the plain update).
+
+    The divergence ``flux_in - flux_out`` is formed first and added to ``x`` with compensation.
+    Returns ``(x_new, residual_new)``.
+    """
+    if residual is None:
+        return _apply_divergence(x, flux, axis), None
+    n = x.shape[axis]
+    dx = lax.slice_in_dim(flux, 0, n, axis=axis) - lax.slice_in_dim(flux, 1, n + 1, axis=axis)
+    return compensated_add(x, dx, residual)
+
+
+def _out(q, m, residual, compensated: bool):
+    return (q, m, residual) if compensated else (q, m)
+
+
+def sweep_y(q, m, Fy, recon: Reconstruction, residual=None):
+    """Meridional sweep. ``Fy (nlev, nlat + 1, nlon)`` [kg], zero at the poles. Returns ``(q, m)``.
+
+    With a tracer ``residual`` (:mod:`~diffflux.transport.compensated`, the shape of ``q``) the tracer
+    update is compensated and ``(q, m, residual)`` is returned; the same holds for all sweeps below.
+    """
     nlat = m.shape[-2]
     chi = q * M_AIR / m[None]
     chi_ext = ghost_lat(chi, recon.halo + 1)
     m_ext = ghost_lat(m, 1)
     f = _face_fluxes_bounded(chi_ext, m_ext[None], Fy[None], recon, nlat, axis=-2)
-    return _apply_divergence(q, f, axis=-2), _apply_divergence(m, Fy, axis=-2)
+    q_new, r_new = _apply_divergence_compensated(q, f, -2, residual)
+    return _out(q_new, _apply_divergence(m, Fy, axis=-2), r_new, residual is not None)
 
 
-def sweep_z(q, m, Fz, recon: Reconstruction):
+def sweep_z(q, m, Fz, recon: Reconstruction, residual=None):
     """Vertical sweep. ``Fz (nlev + 1, nlat, nlon)`` [kg], zero at surface and top."""
     nlev = m.shape[0]
     chi = q * M_AIR / m[None]
     chi_ext = ghost_edge(chi, recon.halo + 1, axis=1)
     m_ext = ghost_edge(m, 1, axis=0)
     f = _face_fluxes_bounded(chi_ext, m_ext[None], Fz[None], recon, nlev, axis=1)
-    return _apply_divergence(q, f, axis=1), _apply_divergence(m, Fz, axis=0)
+    q_new, r_new = _apply_divergence_compensated(q, f, 1, residual)
+    return _out(q_new, _apply_divergence(m, Fz, axis=0), r_new, residual is not None)
 
 
 def _rowwise_searchsorted(edges, values):
@@ -122,7 +146,7 @@ def _rowwise_searchsorted(edges, values):
     return idx.reshape(lead + (values.shape[-1],))
 
 
-def sweep_x_ffsl(q, m, Fx, recon: Reconstruction):
+def sweep_x_ffsl(q, m, Fx, recon: Reconstruction, residual=None):
     """Zonal flux-form semi-Lagrangian sweep on periodic latitude circles (any Courant number).
 
     For the face ``i`` (west face of cell ``i``) the air that crosses it during the sweep occupies the
@@ -172,10 +196,13 @@ def sweep_x_ffsl(q, m, Fx, recon: Reconstruction):
 
     f_east = jnp.roll(f, -1, axis=-1)
     F_east = jnp.roll(Fx, -1, axis=-1)
-    return q + f - f_east, m + Fx - F_east
+    if residual is None:
+        return q + f - f_east, m + Fx - F_east
+    q_new, r_new = compensated_add(q, f - f_east, residual)
+    return q_new, m + Fx - F_east, r_new
 
 
-def sweep_x_eulerian(q, m, Fx, recon: Reconstruction):
+def sweep_x_eulerian(q, m, Fx, recon: Reconstruction, residual=None):
     """Zonal Eulerian sweep on periodic rows (fixed slices; valid for ``|Courant| <= 1``)."""
     n = m.shape[-1]
     chi = q * M_AIR / m[None]
@@ -183,7 +210,8 @@ def sweep_x_eulerian(q, m, Fx, recon: Reconstruction):
     m_ext = ghost_periodic(m, 1, axis=-1)
     F_ext = jnp.concatenate([Fx, Fx[..., :1]], axis=-1)  # n + 1 faces, face n == face 0
     f = _face_fluxes_bounded(chi_ext, m_ext[None], F_ext[None], recon, n, axis=-1)
-    return _apply_divergence(q, f, axis=-1), _apply_divergence(m, F_ext, axis=-1)
+    q_new, r_new = _apply_divergence_compensated(q, f, -1, residual)
+    return _out(q_new, _apply_divergence(m, F_ext, axis=-1), r_new, residual is not None)
 
 
 def zonal_courant(m, Fx):
@@ -193,7 +221,7 @@ def zonal_courant(m, Fx):
     return jnp.maximum(jnp.max(c_pos), jnp.max(c_neg))
 
 
-def sweep_x(q, m, Fx, recon: Reconstruction, polar_rows: int | None = None):
+def sweep_x(q, m, Fx, recon: Reconstruction, polar_rows: int | None = None, residual=None):
     """Zonal sweep: semi-Lagrangian near the poles, Eulerian elsewhere, exact for any Courant number.
 
     The ``polar_rows`` rows nearest each pole always use :func:`sweep_x_ffsl`; the others use the
@@ -207,28 +235,32 @@ def sweep_x(q, m, Fx, recon: Reconstruction, polar_rows: int | None = None):
         Fx: ``(nlev, nlat, nlon)`` [kg] through the west faces.
         recon: reconstruction.
         polar_rows: static number of FFSL rows at each pole.
+        residual: None, or the tracer compensation term (shape of ``q``); then the tracer update is
+            compensated and ``(q, m, residual)`` is returned.
     """
     nlat = m.shape[-2]
+    comp = residual is not None
     if polar_rows is None or 2 * polar_rows >= nlat:
-        return sweep_x_ffsl(q, m, Fx, recon)
+        return sweep_x_ffsl(q, m, Fx, recon, residual)
     p = int(polar_rows)
 
     def split(_):
         mid = slice(p, nlat - p)
-        qm, mm = sweep_x_eulerian(q[..., mid, :], m[..., mid, :], Fx[..., mid, :], recon)
+        rm = residual[..., mid, :] if comp else None
+        out_m = sweep_x_eulerian(q[..., mid, :], m[..., mid, :], Fx[..., mid, :], recon, rm)
         if p == 0:
-            return qm, mm
+            return out_m
         cat = lambda a, b: jnp.concatenate([a, b], axis=-2)  # noqa: E731
         qp = cat(q[..., :p, :], q[..., nlat - p:, :])
         mp = cat(m[..., :p, :], m[..., nlat - p:, :])
         Fp = cat(Fx[..., :p, :], Fx[..., nlat - p:, :])
-        qp, mp = sweep_x_ffsl(qp, mp, Fp, recon)
-        q_out = jnp.concatenate([qp[..., :p, :], qm, qp[..., p:, :]], axis=-2)
-        m_out = jnp.concatenate([mp[..., :p, :], mm, mp[..., p:, :]], axis=-2)
-        return q_out, m_out
+        rp = cat(residual[..., :p, :], residual[..., nlat - p:, :]) if comp else None
+        out_p = sweep_x_ffsl(qp, mp, Fp, recon, rp)
+        return tuple(jnp.concatenate([a[..., :p, :], b, a[..., p:, :]], axis=-2)
+                     for a, b in zip(out_p, out_m, strict=True))
 
     def full(_):
-        return sweep_x_ffsl(q, m, Fx, recon)
+        return sweep_x_ffsl(q, m, Fx, recon, residual)
 
     c_mid = zonal_courant(lax.slice_in_dim(m, p, nlat - p, axis=-2),
                           lax.slice_in_dim(Fx, p, nlat - p, axis=-2))

@@ -54,6 +54,7 @@ import numpy as np
 from jax import lax
 
 from diffflux.constants import M_AIR
+from diffflux.transport.compensated import compensated_add
 
 
 def _safe_div(a, b):
@@ -147,7 +148,10 @@ class ConvectiveMassFlux(eqx.Module):
         g = g.at[:, 0].set(0.0).at[:, -1].set(0.0)
         return g[:, :-1] - g[:, 1:]
 
-    def __call__(self, q, m, conv_mflux, dt):
+    def __call__(self, q, m, conv_mflux, dt, residual=None):
+        """Mix ``q`` [mol] over ``dt`` [s]; with a tracer ``residual`` (:mod:`~diffflux.transport.
+        compensated`) every sub-step's increment is added with compensation and ``(q, residual)`` is
+        returned."""
         dtype = m.dtype
         mu = jnp.asarray(conv_mflux, dtype=dtype)
         dt_sub = jnp.asarray(dt, dtype=dtype) / self.substeps
@@ -160,6 +164,16 @@ class ConvectiveMassFlux(eqx.Module):
                 "exceeds 1 (conv_mflux too large for the air mass); increase "
                 "ConvectiveMassFlux(substeps=...) (see convective_substeps) or reduce dt",
             )
+
+        if residual is not None:
+            def sub_c(carry, _):
+                qc, rc = carry
+                return compensated_add(qc, dt_sub * self.tendency(qc, m, mu), rc), None
+
+            if self.substeps == 1:
+                return sub_c((q, residual), None)[0]
+            out, _ = lax.scan(sub_c, (q, residual), None, length=self.substeps)
+            return out
 
         def sub(qc, _):
             return qc + dt_sub * self.tendency(qc, m, mu), None

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from diffflux.constants import GRAVITY, M_AIR, R_DRY
+from diffflux.transport.compensated import compensated_add
 
 
 def thomas_solve(lower, diag, upper, rhs):
@@ -77,8 +78,12 @@ class ImplicitVerticalDiffusion(eqx.Module):
         z = jnp.zeros_like(e[:1])
         return jnp.concatenate([z, e, z], axis=0)
 
-    def __call__(self, q, m, E, dt):
-        """Apply one step. ``q (ntr, nlev, nlat, nlon)`` [mol], ``m`` [kg], ``E`` [kg s-1], ``dt`` [s]."""
+    def __call__(self, q, m, E, dt, residual=None):
+        """Apply one step. ``q (ntr, nlev, nlat, nlon)`` [mol], ``m`` [kg], ``E`` [kg s-1], ``dt`` [s].
+
+        With a tracer ``residual`` (:mod:`~diffflux.transport.compensated`) the flux difference of each
+        layer is added with compensation and ``(q, residual)`` is returned.
+        """
         a = dt * E
         lower = -a[:-1]
         upper = -a[1:]
@@ -89,7 +94,10 @@ class ImplicitVerticalDiffusion(eqx.Module):
         # additions whatever the round-off of the solve (float32 runs otherwise drift by ~1e-6 per day).
         flux = a[None, 1:-1] * (chi_new[:, 1:] - chi_new[:, :-1]) / M_AIR  # into layer k from k + 1 [mol]
         zero = jnp.zeros_like(flux[:, :1])
-        return q + jnp.concatenate([flux, zero], axis=1) - jnp.concatenate([zero, flux], axis=1)
+        if residual is None:
+            return q + jnp.concatenate([flux, zero], axis=1) - jnp.concatenate([zero, flux], axis=1)
+        dq = jnp.concatenate([flux, zero], axis=1) - jnp.concatenate([zero, flux], axis=1)
+        return compensated_add(q, dq, residual)
 
 
 class HorizontalDiffusion(eqx.Module):
@@ -104,7 +112,10 @@ class HorizontalDiffusion(eqx.Module):
 
     max_number: float = 0.2
 
-    def __call__(self, q, m, kh, dp, grid, dt):
+    def __call__(self, q, m, kh, dp, grid, dt, residual=None):
+        """Apply one step: ``q (ntr, nlev, nlat, nlon)`` [mol], ``m`` [kg], ``kh`` [m2 s-1], ``dp`` [Pa],
+        ``dt`` [s]. With a tracer ``residual`` the increment ``dt dq`` is added with compensation
+        (:mod:`~diffflux.transport.compensated`) and ``(q, residual)`` is returned."""
         chi = q * M_AIR / m[None]
         kh = jnp.broadcast_to(jnp.asarray(kh, dtype=m.dtype), m.shape)
         dy = grid.dy
@@ -124,4 +135,6 @@ class HorizontalDiffusion(eqx.Module):
         zero = jnp.zeros_like(fy[:, :, :1])
         fy = jnp.concatenate([zero, fy, zero], axis=2)
         dq = (fx - jnp.roll(fx, -1, axis=-1)) + (fy[:, :, :-1] - fy[:, :, 1:])
-        return q + dt * dq
+        if residual is None:
+            return q + dt * dq
+        return compensated_add(q, dt * dq, residual)

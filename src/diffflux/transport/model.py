@@ -3,7 +3,12 @@
 State (dims ``(tracer, level, lat, lon)``, level 0 at the surface):
 
 * ``tracer``: tracer amount per cell [mol],
-* ``air``: dry-air mass per cell [kg], carried through the advection sweeps with the same fluxes.
+* ``air``: dry-air mass per cell [kg], carried through the advection sweeps with the same fluxes,
+* ``residual`` (optional, None by default): compensation term of ``tracer`` [mol] for compensated
+  summation in float32 (Kahan 1965, Neumaier 1974; see :mod:`diffflux.transport.compensated`): the
+  tracer amount is ``tracer + residual`` to about twice the working precision. When present, every
+  operator adds its increment with compensation and carries it on; :func:`~diffflux.transport.run`
+  adds it by default for float32 states and folds it back into ``tracer`` at the end.
 
 Mixing ratio ``chi = tracer * M_air / air`` [mol mol-1].
 
@@ -25,15 +30,34 @@ from diffflux.constants import GRAVITY, M_AIR
 from diffflux.grid import LatLonGrid
 from diffflux.met.fields import MetFields
 from diffflux.transport.advection import sweep_x, sweep_y, sweep_z, vertical_mass_flux
+from diffflux.transport.compensated import compensated_add
+from diffflux.transport.convection import ConvectiveMassFlux
 from diffflux.transport.diffusion import HorizontalDiffusion, ImplicitVerticalDiffusion
 from diffflux.transport.reconstruction import PPM, Reconstruction
 
 
 class TransportState(eqx.Module):
-    """Tracer amounts ``(ntr, nlev, nlat, nlon)`` [mol] and air mass ``(nlev, nlat, nlon)`` [kg]."""
+    """Tracer amounts ``(ntr, nlev, nlat, nlon)`` [mol] and air mass ``(nlev, nlat, nlon)`` [kg].
+
+    ``residual`` is None (plain arithmetic) or the compensation term of ``tracer`` [mol], same shape
+    and dtype (compensated float32 summation; the amount is ``tracer + residual``).
+    """
 
     tracer: jax.Array
     air: jax.Array
+    residual: jax.Array | None = None
+
+    def with_residual(self) -> TransportState:
+        """This state with a zero compensation term (unchanged if it already has one)."""
+        if self.residual is not None:
+            return self
+        return TransportState(tracer=self.tracer, air=self.air, residual=jnp.zeros_like(self.tracer))
+
+    def folded(self) -> TransportState:
+        """This state with the compensation term added into ``tracer`` (one rounding) and dropped."""
+        if self.residual is None:
+            return self
+        return TransportState(tracer=self.tracer + self.residual, air=self.air)
 
     def mixing_ratio(self):
         """Dry-air mole fraction ``(ntr, nlev, nlat, nlon)`` [mol mol-1]."""
@@ -105,6 +129,15 @@ class Transport(eqx.Module):
         fy = (met.mfy * dt).astype(dtype)
         fz = vertical_mass_flux(fx, fy, self.grid.levels.b)
         r = self.advection
+        if state.residual is not None:  # compensated tracer updates (float32)
+            res = state.residual
+            q, m, res = sweep_x(q, m, 0.5 * fx, r, self.polar_rows, residual=res)
+            q, m, res = sweep_y(q, m, 0.5 * fy, r, residual=res)
+            if self.grid.nlev > 1:
+                q, m, res = sweep_z(q, m, fz, r, residual=res)
+            q, m, res = sweep_y(q, m, 0.5 * fy, r, residual=res)
+            q, m, res = sweep_x(q, m, 0.5 * fx, r, self.polar_rows, residual=res)
+            return TransportState(tracer=q, air=m, residual=res)
         q, m = sweep_x(q, m, 0.5 * fx, r, self.polar_rows)
         q, m = sweep_y(q, m, 0.5 * fy, r)
         if self.grid.nlev > 1:
@@ -127,28 +160,49 @@ class Transport(eqx.Module):
         """
         grid = self.grid
         state = self.advect(state, met, dt)
-        q, m = state.tracer, state.air
+        q, m, res = state.tracer, state.air, state.residual
         dtype = m.dtype
         area = jnp.asarray(grid.area, dtype=dtype)
         if flux is not None:
-            q = q.at[:, 0].add((jnp.asarray(flux, dtype=dtype) * area[None]) * dt)
+            dq0 = (jnp.asarray(flux, dtype=dtype) * area[None]) * dt
+            if res is None:
+                q = q.at[:, 0].add(dq0)
+            else:
+                q0, r0 = compensated_add(q[:, 0], dq0, res[:, 0])
+                q, res = q.at[:, 0].set(q0), res.at[:, 0].set(r0)
         if elevated is not None:
-            q = q + (jnp.asarray(elevated, dtype=dtype) * area[None, None]) * dt
+            q, res = compensated_add(q, (jnp.asarray(elevated, dtype=dtype) * area[None, None]) * dt, res)
         if self.convection is not None and met.conv_mflux is not None:
-            q = self.convection(q, m, met.conv_mflux.astype(dtype), dt)
+            mu = met.conv_mflux.astype(dtype)
+            if res is None:
+                q = self.convection(q, m, mu, dt)
+            elif isinstance(self.convection, ConvectiveMassFlux):
+                q, res = self.convection(q, m, mu, dt, residual=res)
+            else:  # a scheme without compensation: take its increment as a whole
+                q, res = compensated_add(q, self.convection(q, m, mu, dt) - q, res)
         if self.vertical_diffusion is not None and met.kz is not None and grid.nlev > 1:
             temperature = met.temperature if met.temperature is not None else jnp.full_like(m, 250.0)
             p_int = self._pressure_interfaces(m)
             E = self.vertical_diffusion.exchange(m, met.kz.astype(dtype), temperature.astype(dtype),
                                                  p_int, area)
-            q = self.vertical_diffusion(q, m, E, dt)
+            if res is None:
+                q = self.vertical_diffusion(q, m, E, dt)
+            else:
+                q, res = self.vertical_diffusion(q, m, E, dt, residual=res)
         if self.horizontal_diffusion is not None and met.kh is not None:
             dp = m * GRAVITY / area[None]
-            q = self.horizontal_diffusion(q, m, met.kh, dp, grid, dt)
+            if res is None:
+                q = self.horizontal_diffusion(q, m, met.kh, dp, grid, dt)
+            else:
+                q, res = self.horizontal_diffusion(q, m, met.kh, dp, grid, dt, residual=res)
         if self.chemistry is not None:
             k = self.chemistry.rates(met, m, grid)
-            q = q * jnp.exp(-k * dt).astype(dtype)
-        return TransportState(tracer=q, air=m)
+            if res is None:
+                q = q * jnp.exp(-k * dt).astype(dtype)
+            else:  # exact loss of the compensated amount q + res: q (e - 1) added, res scaled
+                kdt = (k * dt).astype(dtype)
+                q, res = compensated_add(q, q * jnp.expm1(-kdt), res * jnp.exp(-kdt))
+        return TransportState(tracer=q, air=m, residual=res)
 
     def _pressure_interfaces(self, m):
         """Interface pressures ``(nlev + 1, nlat, nlon)`` [Pa] implied by the carried air mass."""
