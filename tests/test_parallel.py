@@ -62,6 +62,25 @@ SCRIPT = textwrap.dedent(
             "gradient": float(jnp.max(jnp.abs(g - ref_g)) / jnp.max(jnp.abs(ref_g))),
             "devices": len(y.sharding.device_set),
         }
+    # one inversion iteration (L-BFGS with its line search) on a flux-correction problem: the control
+    # and the fields sharded in latitude bands against the same iteration on one device
+    if "invert" in layouts:
+        from diffflux.solvers import LBFGS, minimise
+
+        target = forward(state, 1.3 * flux)[:, 0]
+
+        def cost(z, s):
+            r = (forward(s, flux + 1e-7 * z[None])[:, 0] - target) / 1e-8
+            return 0.5 * jnp.sum(z * z) + 0.5 * jnp.sum(r * r)
+
+        z0 = jnp.zeros((grid.nlat, grid.nlon))
+        one = minimise(lambda z: cost(z, state), z0, LBFGS(max_iter=1))
+        mesh = make_mesh("lat")
+        ss = shard_state(state, mesh)
+        sh = minimise(lambda z: cost(z, ss), shard_field(z0, mesh), LBFGS(max_iter=1))
+        out["invert"] = {"z": float(jnp.max(jnp.abs(sh.z - one.z)) / jnp.max(jnp.abs(one.z))),
+                         "cost": abs(sh.value - one.value) / abs(one.value), "iterations": sh.iterations,
+                         "devices": len(ss.tracer.sharding.device_set)}
     # ensemble of 4 scenarios, one per device, against one-by-one runs
     if "ensemble" not in layouts:
         print("RESULT" + json.dumps(out))
@@ -102,8 +121,10 @@ FWD_TOL, GRAD_TOL = 1e-12, 1e-10
 @pytest.mark.slow
 def test_latitude_bands_and_ensemble_match_single_device():
     """Default suite: linear scheme without checkpointing (the slow test runs PPM with nested checkpoints)."""
-    res = _run("lat,ensemble", cheap=True)
+    res = _run("lat,ensemble,invert", cheap=True)
     assert res["lat"]["devices"] == 4
+    assert res["invert"]["iterations"] == 1 and res["invert"]["devices"] == 4
+    assert res["invert"]["z"] <= 1e-10 and res["invert"]["cost"] <= 1e-12, res["invert"]
     assert res["lat"]["forward"] <= FWD_TOL and res["lat"]["gradient"] <= GRAD_TOL
     assert res["ensemble"]["devices"] == 4 and res["ensemble"]["forward"] <= FWD_TOL
 
