@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import abc
 import math
+import warnings
 from collections.abc import Mapping
 
 import equinox as eqx
@@ -264,7 +265,10 @@ class _AbstractEigen(AbstractCovariance):
 class DenseCovariance(_AbstractEigen):
     """A small explicit SPD matrix ``(n, n)`` (region bases, parameter blocks), eigen-decomposed once.
 
-    Raises ``ValueError`` for non-square, non-symmetric, non-finite or indefinite input.
+    Raises ``ValueError`` for non-square, non-symmetric, non-finite or indefinite input. A singular
+    (positive semi-definite, rank-deficient) matrix is accepted with a ``UserWarning`` naming the number of
+    null directions: their eigenvalues are raised to ``eig_floor`` times the largest (``B^1/2`` is then
+    well defined and whitening finite, but those directions carry essentially no prior variance).
     """
 
     eigvals: jax.Array
@@ -272,6 +276,15 @@ class DenseCovariance(_AbstractEigen):
 
     def __init__(self, matrix, eig_floor: float = EIG_FLOOR):
         w, v = _eigh_spd(matrix, "DenseCovariance", eig_floor)
+        floored = int(np.sum(w <= eig_floor * np.max(w) * (1.0 + 1e-12)))
+        if floored and w.size > 1:
+            warnings.warn(
+                f"DenseCovariance: the matrix is singular ({floored} of {w.size} eigenvalues <= "
+                f"{eig_floor:g} x the largest); they are raised to that floor (condition number "
+                f"{1.0 / eig_floor:.0e}): the prior allows almost no change along those directions",
+                UserWarning,
+                stacklevel=2,
+            )
         self.eigvals, self.eigvecs = jnp.asarray(w), jnp.asarray(v)
 
 

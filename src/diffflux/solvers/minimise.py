@@ -6,8 +6,9 @@ one jitted step per iteration driven by a Python loop (so progress callbacks, st
 happen between iterations, and the step is traced once: :attr:`Result.n_traces`). The cost is an
 *argument* of the jitted step (its arrays are pytree leaves, e.g. a :class:`~diffflux.inversion.Problem`
 behind :meth:`~diffflux.inversion.Problem.least_squares`), so a later call on a problem of the same
-structure (new observations, another twin member) reuses the compiled step. Stopping criteria, in order
-of precedence after each iteration ``k``:
+structure (new observations, another twin member) or with other stopping settings (``max_iter``,
+``gtol``, ``gtol_abs``, ``ftol`` act in the loop only) reuses the compiled step. Stopping criteria, in
+order of precedence after each iteration ``k``:
 
 1. non-finite cost, gradient or iterate -> ``NAN`` (the last finite iterate is returned and kept on disk);
 2. ``|g_k| <= gtol |g_0|`` or ``|g_k| <= gtol_abs`` -> ``CONVERGED_GRAD``;
@@ -26,6 +27,7 @@ References:
 from __future__ import annotations
 
 import abc
+import dataclasses
 import os
 from collections.abc import Callable
 from typing import Any
@@ -421,9 +423,11 @@ def minimise(
 
     name = type(solver).__name__
     traces0 = _TRACES[0]
+    # the stopping settings act in this loop, not in the step: one compiled step serves them all
+    step_solver = dataclasses.replace(solver, max_iter=0, gtol=0.0, gtol_abs=0.0, ftol=0.0)
 
     def step(z, st):
-        return _jit_step(solver, fun, z, st)
+        return _jit_step(step_solver, fun, z, st)
 
     state = _strong(solver.init(fun, zf))
     start = 0
