@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 from benchmarks.common import DEFAULT_RESULTS, REPO_ROOT, log, write_result
+from benchmarks.gradient_bench import _proc_status, _reset_peak_rss  # peak-RSS measurement
 
 _MARK = "INVERSION_BENCH_RESULT:"
 
@@ -56,28 +57,8 @@ PRESETS = {
 
 
 # ------------------------------------------------------------------------------------------------
-# measurement helpers (as in gradient_bench)
+# measurement helpers
 # ------------------------------------------------------------------------------------------------
-
-
-def _proc_status() -> dict[str, int]:
-    out = {}
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            key = line.split(":")[0]
-            if key in ("VmRSS", "VmHWM"):
-                out[key] = int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return out
-
-
-def _reset_peak_rss() -> bool:
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return True
-    except OSError:
-        return False
 
 
 class _CompileClock:

@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 
 from diffflux.solvers._types import LeastSquaresCost, flat_residual, ravel
+from diffflux.solvers.krylov import lanczos_eigenpairs
 
 __all__ = [
     "ExactPosterior",
@@ -159,8 +160,6 @@ def lanczos_posterior(cost: LeastSquaresCost, z: Any, k: int, key: jax.Array) ->
 @eqx.filter_jit
 def _lanczos(res, zf, v0, k: int):
     """``k`` Lanczos pairs of ``G^T G`` at ``zf`` (``res`` an argument: no recompilation for new data)."""
-    from diffflux.solvers.krylov import lanczos_eigenpairs
-
     _, jvp = jax.linearize(res, zf)
     vjp = jax.linear_transpose(jvp, zf)
     lam, vec = lanczos_eigenpairs(lambda v: vjp(jvp(v))[0], v0, k)
