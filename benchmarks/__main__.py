@@ -16,7 +16,7 @@ from pathlib import Path
 
 from benchmarks.common import BENCH_DIR, DEFAULT_RESULTS, log
 
-PARTS = ("bandwidth", "transport", "gradient", "biosphere", "obs", "scenarios")
+PARTS = ("bandwidth", "transport", "gradient", "biosphere", "obs", "inversion", "scenarios")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,8 +27,8 @@ def main(argv: list[str] | None = None) -> int:
         "--only",
         action="append",
         default=[],
-        help="bandwidth | transport | gradient | biosphere | obs | scenarios | report (repeatable, "
-        "comma-separated)",
+        help="bandwidth | transport | gradient | biosphere | obs | inversion | scenarios | report "
+        "(repeatable, comma-separated)",
     )
     parser.add_argument("--out", type=Path, help="directory for the JSON files and RESULTS.md")
     parser.add_argument("--mem-budget-gib", type=float, help="gradient: largest variant to execute")
@@ -75,6 +75,10 @@ def main(argv: list[str] | None = None) -> int:
                 from benchmarks import obs_bench
 
                 obs_bench.main(outdir, preset="quick" if preset == "quick" else "full")
+            elif part == "inversion":
+                from benchmarks import inversion_bench
+
+                inversion_bench.main(outdir, preset=preset)
             elif part == "scenarios":
                 from benchmarks import scenario_bench
 
