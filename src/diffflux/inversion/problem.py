@@ -621,7 +621,7 @@ def standard_twin(*, resolution: tuple[float, float] = (10.0, 12.0), nlev: int =
         y = y + rng.standard_normal(y.size) * np.asarray(R.sigma)
     problem = problem.with_observations(y)
     table = table.copy()
-    table["value"] = (table["value"].dims, np.asarray(y))
+    table["value"] = (table["value"].dims, np.asarray(y), table["value"].attrs)
     info = {"grid": grid.describe(), "nsteps": nsteps, "dt": dt, "days": days, "species": species,
             "nobs": op.nobs, "ncontrol": control.size, "blocks": control.shapes,
             "obs_classes": R.summary(), "spinup": spinup, "flux_forms": flux_forms}
