@@ -218,10 +218,6 @@ def component_fields_batch(problem, zs, block_index: np.ndarray) -> list[dict[st
     return [{k: means[j, i] for i, k in enumerate(names)} for j in range(means.shape[0])]
 
 
-def _as_np(tree) -> dict:
-    return {k: np.asarray(v) for k, v in tree.items()}
-
-
 # ------------------------------------------------------------------------------------------------------
 # the run
 # ------------------------------------------------------------------------------------------------------
