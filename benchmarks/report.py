@@ -1,4 +1,5 @@
-"""Render the benchmark JSON files (bandwidth, transport, gradient) as Markdown.
+"""Render the benchmark JSON files (bandwidth, transport, gradient, biosphere, obs, inversion, scenarios)
+as Markdown.
 
 Every figure in the output comes from the JSON files; hand-written analysis can be kept in
 ``notes.md`` next to them and is appended verbatim under its own heading.
@@ -359,18 +360,193 @@ def _obs(d: dict) -> list[str]:
     return out
 
 
+def _mib(x) -> str:
+    """Bytes as MiB with one decimal, ``-`` for None."""
+    return _f(x if x is None else x / MIB, "{:.1f}")
+
+
+def _window_days(nsteps: int, dt: float) -> str:
+    return f"{nsteps * dt / 86400:g} days of {dt / 3600:g} h steps"
+
+
+def _problem(pr: dict) -> str:
+    return (
+        f"{pr['grid']}, {pr['nsteps']} steps x {pr['dt_seconds']:g} s "
+        f"({_window_days(pr['nsteps'], pr['dt_seconds'])}), {' + '.join(pr['species'])}, "
+        f"{pr['n_controls']} controls, {pr['n_obs']} observations, checkpoint `{pr['checkpoint']}`"
+    )
+
+
+def _solve_table(r: dict) -> list[str]:
+    f, s = r["first"], r.get("second_new_observations")
+    cols = ["first call"] + (["again, new observations (compiled step reused)"] if s else [])
+    rows = [
+        ("status", "status", "{}"),
+        ("iterations", "iterations", "{}"),
+        ("wall time [s]", "wall_seconds", "{:.1f}"),
+        ("of which tracing + compiling [s]", "compile_seconds", "{:.1f}"),
+        ("compilations", "compilations", "{}"),
+        ("traces of the step", "n_traces", "{}"),
+        ("solve time without compiling [s]", "solve_seconds_excluding_compile", "{:.1f}"),
+        ("seconds per iteration", "seconds_per_iteration", "{:.3f}"),
+        ("cost J prior", "cost_prior", "{:.6g}"),
+        ("cost J posterior", "cost_posterior", "{:.6g}"),
+        ("cost reduction", "cost_reduction", "{:.2%}"),
+        ("gradient norm prior", "grad_norm_prior", "{:.4g}"),
+        ("gradient norm posterior", "grad_norm_posterior", "{:.2e}"),
+        ("gradient-norm reduction (posterior / prior)", "grad_norm_reduction", "{:.1e}"),
+        ("reduced chi-square", "reduced_chi_square", "{:.3f}"),
+        ("control RMS error prior (vs truth)", "control_rms_error_prior", "{:.4f}"),
+        ("control RMS error posterior (vs truth)", "control_rms_error_posterior", "{:.4f}"),
+    ]
+    out = _header("", *cols)
+    for label, key, fmt in rows:
+        out.append(_row(label, _f(f.get(key), fmt), *([_f(s.get(key), fmt)] if s else [])))
+    out += [
+        "",
+        f"Building the twin (not in the wall time): {_f(r.get('build_seconds'), '{:.1f}')} s; whole "
+        f"case in its process: {_f(r.get('worker_wall_seconds'), '{:.1f}')} s."
+        + (
+            " Seconds per iteration: first call without its compile time; second call wall time / iterations."
+            if s
+            else ""
+        ),
+        "",
+    ]
+    return out
+
+
+def _window_table(recs: list[dict]) -> list[str]:
+    out = _header(
+        "window", "steps x dt", "controls", "observations", "compile fwd / grad s", "forward s",
+        "gradient s", "grad/fwd", "ms/step fwd / grad", "XLA temp MiB fwd / grad",
+        "XLA predicted peak MiB fwd / grad", "measured peak MiB fwd / grad", "J", "norm of dJ/dz",
+        "case wall s",
+    )  # fmt: skip
+    for r in recs:
+        if "error" in r:
+            days = r.get("settings", {}).get("twin", {}).get("days", "?")
+            out.append(_row(f"{days} days", f"failed: {r['error'][:120]}"))
+            continue
+        pr, f, g = r["problem"], r["forward"], r["gradient"]
+
+        def meas(x):
+            m = x.get("measured", {})
+            return m.get("device_peak_bytes_in_use", m.get("rss_peak_increase_bytes"))
+
+        temp = [x["memory_analysis"].get("temp_size_in_bytes") for x in (f, g)]
+        sps = r.get("seconds_per_step", {})
+        out.append(_row(
+            f"{r['days']} days", f"{pr['nsteps']} x {pr['dt_seconds']:g} s", pr["n_controls"], pr["n_obs"],
+            f"{f['compile_seconds']:.1f} / {g['compile_seconds']:.1f}", f"{f['seconds']:.3f}",
+            f"{g['seconds']:.3f}", f"{r['grad_over_forward']:.2f}",
+            f"{_f(sps.get('forward') and 1e3 * sps['forward'], '{:.2f}')} / "
+            f"{_f(sps.get('gradient') and 1e3 * sps['gradient'], '{:.2f}')}",
+            f"{_mib(temp[0])} / {_mib(temp[1])}",
+            f"{_mib(f.get('predicted_peak_bytes'))} / {_mib(g.get('predicted_peak_bytes'))}",
+            f"{_mib(meas(f))} / {_mib(meas(g))}", f"{f['cost']:.1f}", f"{g['grad_norm']:.5g}",
+            _f(r.get("worker_wall_seconds"), "{:.1f}"),
+        ))  # fmt: skip
+    return out
+
+
+def _inversion(d: dict) -> list[str]:
+    recs = d["records"]
+    out = ["## Inversion: time to solution and window scaling", "", d["method"].rstrip(".") + ".", ""]
+    for r in recs:
+        if r.get("case") != "solve":
+            continue
+        out += ["### Time to solution of the standard twin (L-BFGS)", ""]
+        if "error" in r:
+            out += [f"FAILED: {r['error'][:200]}", ""]
+            continue
+        settings = ", ".join(f"{k}={v}" for k, v in r.get("twin", {}).items()) or "defaults"
+        out += [f"Problem: {_problem(r['problem'])}; twin settings: {settings}.", ""]
+        out += _solve_table(r)
+    wins = [r for r in recs if r.get("case") == "window"]
+    if wins:
+        ok = [r for r in wins if "error" not in r]
+        out += ["### Gradient/forward cost and memory of the whole chain against the window length", ""]
+        if ok:
+            pr = ok[0]["problem"]
+            out += [
+                f"{pr['grid']}, {' + '.join(pr['species'])}, checkpoint `{pr['checkpoint']}`, cost J and "
+                "its gradient at 0.5 z_true; measured peak = peak RSS increase of the first call (GPU: "
+                "allocator peak).",
+                "",
+            ]
+        out += _window_table(wins)
+        if len(ok) >= 2:
+            a, b = min(ok, key=lambda r: r["days"]), max(ok, key=lambda r: r["days"])
+
+            def ratio(fn):
+                try:
+                    return f"{fn(b) / fn(a):.1f}x"
+                except (KeyError, TypeError, ZeroDivisionError):
+                    return "-"
+
+            def gpeak(r):
+                m = r["gradient"]["measured"]
+                return m.get("device_peak_bytes_in_use", m.get("rss_peak_increase_bytes"))
+
+            out += [
+                "",
+                f"{b['days']}-day against {a['days']}-day window: "
+                f"steps {ratio(lambda r: r['problem']['nsteps'])}, "
+                f"controls {ratio(lambda r: r['problem']['n_controls'])}, gradient time "
+                f"{ratio(lambda r: r['gradient']['seconds'])}, XLA temp of the gradient "
+                f"{ratio(lambda r: r['gradient']['memory_analysis']['temp_size_in_bytes'])}, measured "
+                f"gradient peak {ratio(gpeak)}.",
+            ]
+    if d.get("wall_seconds") is not None:
+        out += ["", f"Wall time of the whole inversion benchmark: {d['wall_seconds']:.0f} s."]
+    return out + [""]
+
+
+def _scenarios(d: dict) -> list[str]:
+    nscn, amps = len(d["scenarios"]), d.get("amplitudes", [])
+    t0, t1 = d["window"]
+    out = [
+        "## Sensitivity scenarios: one batched call against one by one",
+        "",
+        d["method"].rstrip(".") + ".",
+        "",
+        f"`{d['config']}`: {nscn} scenarios at amplitude(s) {', '.join(f'{a:g}' for a in amps)} "
+        f"+ the baseline = {d['batch_members']} members; "
+        f"{d['grid']}, {t0} to {t1}, {d['nsteps']} steps x {d['dt_s']:g} s "
+        f"({_window_days(d['nsteps'], d['dt_s'])}), tracers {', '.join(d['tracers'])}, {d['dtype']}. "
+        f"Steady times are the best of {d['reps']} calls; compile = first call minus a steady call. "
+        f"Building the experiment: {d['build_s']:.1f} s.",
+        "",
+    ]
+    out += _header(
+        "members", "batched s", "one by one s", "batched s/member", "one by one s/member",
+        "speed-up (one by one / batched)", "compile batched s", "compile single s",
+        "max rel. diff batched vs one by one",
+    )  # fmt: skip
+    out.append(_row(
+        d["batch_members"], f"{d['batch_s']:.3f}", f"{d['one_by_one_s']:.3f}",
+        f"{d['per_member_batch_s']:.4f}", f"{d['per_member_one_by_one_s']:.4f}",
+        f"{d['speedup_batch_vs_one_by_one']:.2f}x", f"{d['batch_compile_s']:.1f}",
+        f"{d['single_compile_s']:.1f}", f"{d['max_rel_diff_batch_vs_one_by_one']:.1e}",
+    ))  # fmt: skip
+    out += ["", "Scenarios: " + ", ".join(f"`{s}`" for s in d["scenarios"]) + ".", ""]
+    return out
+
+
 def render(outdir: Path, title_note: str = "") -> str:
     """The Markdown report of the JSON files in ``outdir``."""
     outdir = Path(outdir)
-    bw, tr, gr, bio, obs = (
-        _load(outdir, n) for n in ("bandwidth", "transport", "gradient", "biosphere", "obs")
+    bw, tr, gr, bio, obs, inv, scn = (
+        _load(outdir, n)
+        for n in ("bandwidth", "transport", "gradient", "biosphere", "obs", "inversion", "scenarios")
     )
     intro = (
         f"Generated by `python -m benchmarks` from the JSON files in `{outdir.name}/` "
         f"(rerun it to refresh). {title_note}"
     ).rstrip()
     lines = ["# diffflux benchmarks", "", intro, ""] + _caveat([bw, tr, gr])
-    lines += ["## Machine", ""] + _machine([bw, tr, gr]) + [""]
+    lines += ["## Machine", ""] + _machine([bw, tr, gr, inv, scn]) + [""]
     if bw:
         lines += _bandwidth(bw)
     if tr:
@@ -381,13 +557,18 @@ def render(outdir: Path, title_note: str = "") -> str:
         lines += _biosphere(bio)
     if obs:
         lines += _obs(obs)
+    if inv:
+        lines += _inversion(inv)
+    if scn:
+        lines += _scenarios(scn)
     lines += [
         "## How to reproduce",
         "",
         "```",
         "python -m benchmarks                   # everything, full sizes (this file)",
         "python -m benchmarks --quick           # smoke run -> benchmarks/results/quick/",
-        "python -m benchmarks --only obs  # bandwidth | transport | gradient | biosphere | obs | report",
+        "python -m benchmarks --only obs        # bandwidth | transport | gradient | biosphere | obs |",
+        "                                       # inversion | scenarios | report (re-render only)",
         "bash benchmarks/gpu.sh                 # GPU machine: checks, then the gpu preset",
         "```",
         "",
