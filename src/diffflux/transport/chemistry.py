@@ -47,6 +47,7 @@ from diffflux.constants import GRAVITY, P_REF
 from diffflux.grid import LatLonGrid
 from diffflux.met.profiles import standard_atmosphere_temperature
 from diffflux.species import Species, get_species
+from diffflux.transport.prefix import prefix_sum
 
 # -------------------------------------------------------------------------------------------------
 # analytic patterns (NumPy or JAX)
@@ -136,7 +137,7 @@ def pressure_from_air(grid: LatLonGrid, air):
     xp = _xp(air)
     area = xp.asarray(grid.area, dtype=air.dtype)
     dp = air * GRAVITY / area[None]
-    above = xp.cumsum(dp[::-1], axis=0)[::-1]
+    above = xp.cumsum(dp[::-1], axis=0)[::-1] if xp is np else prefix_sum(dp, axis=0, reverse=True)
     p_top = xp.full_like(dp[:1], grid.levels.p_top)
     return xp.concatenate([p_top + above, p_top], axis=0)
 

@@ -33,6 +33,7 @@ from diffflux.transport.advection import sweep_x, sweep_y, sweep_z, vertical_mas
 from diffflux.transport.compensated import compensated_add
 from diffflux.transport.convection import ConvectiveMassFlux
 from diffflux.transport.diffusion import HorizontalDiffusion, ImplicitVerticalDiffusion
+from diffflux.transport.prefix import prefix_sum
 from diffflux.transport.reconstruction import PPM, Reconstruction
 
 
@@ -209,7 +210,7 @@ class Transport(eqx.Module):
         area = jnp.asarray(self.grid.area, dtype=m.dtype)
         dp = m * GRAVITY / area[None]
         p_top = jnp.asarray(self.grid.levels.p_top, dtype=m.dtype)
-        above = jnp.cumsum(dp[::-1], axis=0)[::-1]  # pressure at bottom interface of each level
+        above = prefix_sum(dp, axis=0, reverse=True)  # pressure at bottom interface of each level
         return jnp.concatenate([p_top + above, jnp.full_like(dp[:1], p_top)], axis=0)
 
     def replace(self, **changes) -> Transport:
