@@ -19,6 +19,14 @@ faults; the scalar changes every iteration so nothing is loop-invariant); the be
 counts. The bound used by the transport benchmark is the best figure of all kernels, NumPy or JAX
 (on CPU usually NumPy's ``copy``, a ``memcpy`` that can bypass write-allocate traffic): the most
 favourable bandwidth, hence the most conservative fraction of the bound.
+
+Compute roof (the other side of the roofline, Williams, Waterman & Patterson 2009, CACM 52(4)): the
+rate of elementwise operations of one fused XLA kernel, in the unit XLA's cost analysis counts (one
+operation per element per HLO add, multiply, compare, select, min, divide...), for a long dependent
+chains per element (4 independent ones, for instruction-level parallelism) that read one word and
+write one (compute bound by construction). ``fma``:
+``y = a y + b`` repeated; ``mixed``: multiply-add, compare, select and minimum repeated, the mix of
+a limited reconstruction. The best of the two is the roof used by the transport benchmark.
 """
 
 from __future__ import annotations
@@ -119,6 +127,65 @@ def jax_bandwidth(n: int, reps: int, iters: int, dtype=jnp.float64) -> dict:
     return out
 
 
+def _compute_kernel(name: str, chain: int, lanes: int = 4):
+    """``lanes`` independent dependent chains per element (instruction-level parallelism: one chain
+    alone is latency bound, measured 3x below the rate of 4 on the 2-core CPU), summed at the end."""
+
+    def fma(ys, a, b):
+        return [v * a + b for v in ys]
+
+    def mixed(ys, a, b):
+        out = []
+        for v in ys:
+            t = v * a + b
+            t = jnp.where(t > b, t, b - t)
+            out.append(jnp.minimum(t, a))
+        return out
+
+    step = {"fma": fma, "mixed": mixed}[name]
+
+    def f(y, a, b):
+        ys = [y + i * b for i in range(lanes)]
+        for _ in range(chain):
+            ys = step(ys, a, b)
+        total = ys[0]
+        for v in ys[1:]:
+            total = total + v
+        return total
+
+    return jax.jit(f)
+
+
+def compute_roof(n: int, reps: int, dtype) -> dict:
+    """Elementwise operations per second of one fused XLA kernel (ops counted by XLA's cost analysis).
+
+    Args:
+        n: elements of the array (one read, one write per element; the chains are long enough that
+            memory traffic is below 1/20 of the work).
+        reps: best of ``reps`` calls.
+        dtype: float32 or float64.
+    """
+    y = jax.random.uniform(jax.random.PRNGKey(1), (n,), dtype=dtype)
+    a = jnp.asarray(0.999, dtype)
+    b = jnp.asarray(1e-3, dtype)
+    out = {}
+    for name, chain in (("fma", 24), ("mixed", 12)):
+        fn = _compute_kernel(name, chain)
+        compiled = fn.lower(y, a, b).compile()
+        cost = compiled.cost_analysis()
+        cost = cost[0] if isinstance(cost, list) else cost
+        ops = float(cost.get("flops", 0.0))
+        jax.block_until_ready(compiled(y, a, b))
+        best = float("inf")
+        for _ in range(reps):
+            t = time.perf_counter()
+            jax.block_until_ready(compiled(y, a, b))
+            best = min(best, time.perf_counter() - t)
+        out[name] = {"ops_per_element": ops / n, "ops_per_s": ops / best, "seconds": best}
+    out["roof_ops_per_s"] = max(v["ops_per_s"] for v in out.values() if isinstance(v, dict))
+    return out
+
+
 def main(outdir: Path = DEFAULT_RESULTS, quick: bool = False, preset: str | None = None) -> dict:
     """Measure and write ``bandwidth.json``; returns the payload."""
     preset = preset or ("quick" if quick else "full")
@@ -132,6 +199,11 @@ def main(outdir: Path = DEFAULT_RESULTS, quick: bool = False, preset: str | None
     t0 = time.perf_counter()
     np_bw = numpy_bandwidth(n_np, reps)
     jx_bw = jax_bandwidth(n, reps, iters)
+    n_roof = {"quick": 2**20, "full": 2**22, "gpu": 2**26}[preset]
+    roof = {dt: compute_roof(n_roof, reps, jnp.dtype(dt)) for dt in ("float32", "float64")}
+    for dt, r in roof.items():
+        log(f"compute roof {dt}: {r['roof_ops_per_s'] / 1e9:.1f} G elementwise ops/s "
+            f"(fma {r['fma']['ops_per_s'] / 1e9:.1f}, mixed {r['mixed']['ops_per_s'] / 1e9:.1f})")
     candidates = {f"jax {k}": v["gb_per_s"] for k, v in jx_bw.items()}
     candidates.update({f"numpy {k}": v["gb_per_s"] for k, v in np_bw.items()})
     best_name = max(candidates, key=candidates.get)
@@ -148,6 +220,15 @@ def main(outdir: Path = DEFAULT_RESULTS, quick: bool = False, preset: str | None
         "numpy": np_bw,
         "jax": jx_bw,
         "bound_gb_per_s": candidates[best_name],
+        "compute": {
+            "method": (
+                "elementwise operations per second of one fused jitted kernel (ops = XLA cost "
+                f"analysis 'flops'), arrays of {n_roof} elements, best of {reps}; 4 independent "
+                "chains per element; fma: 24 x (y = a y + b); mixed: 12 x (multiply-add, compare, "
+                "select, minimum)"
+            ),
+            **roof,
+        },
         "bound_kernel": best_name,
         "wall_seconds": time.perf_counter() - t0,
     }

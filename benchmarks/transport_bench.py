@@ -43,6 +43,8 @@ from benchmarks.numpy_reference import NumpyTransport
 from diffflux.constants import GRAVITY
 from diffflux.transport import Transport, run
 from diffflux.transport.advection import sweep_x, sweep_y, sweep_z, vertical_mass_flux
+from diffflux.transport.compensated import wants_compensation
+from diffflux.transport.prefix import prefix_sum
 
 PRESETS = {
     "quick": dict(
@@ -192,9 +194,38 @@ def _bandwidth_bound(outdir: Path) -> tuple[float, str]:
     return float(d["bound_gb_per_s"]), f"{d['bound_kernel']} (quick measurement)"
 
 
+def _compute_roof(outdir: Path, dtype_name: str) -> float | None:
+    """Elementwise-ops roof [ops/s] of ``dtype_name`` from ``bandwidth.json`` (None if not measured)."""
+    path = Path(outdir) / "bandwidth.json"
+    if not path.exists():
+        return None
+    d = json.loads(path.read_text()).get("compute", {})
+    return d.get(dtype_name, {}).get("roof_ops_per_s")
+
+
+def step_cost(model: Transport, met, state, dt: float) -> dict:
+    """XLA's cost analysis of one step as :func:`~diffflux.transport.run` takes it (compensated in
+    float32): elementwise operations ('flops', one per element per HLO operation), transcendentals
+    and bytes accessed by the compiled kernels (after fusion; what this implementation moves)."""
+    s = state.with_residual() if wants_compensation(state.tracer.dtype) else state
+    t = jnp.asarray(0.5 * dt, state.air.dtype)
+    compiled = jax.jit(lambda met_, s_, t_: model.step(s_, met_.fields(t_), dt)).lower(met, s, t).compile()
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, list) else cost
+    cells = model.grid.nlev * model.grid.nlat * model.grid.nlon
+    return {
+        "ops_per_cell": float(cost.get("flops", 0.0)) / cells,
+        "transcendentals_per_cell": float(cost.get("transcendentals", 0.0)) / cells,
+        "bytes_accessed_per_cell": float(cost.get("bytes accessed", 0.0)) / cells,
+        "compensated": s.residual is not None,
+        "note": "while-loop bodies (tridiagonal solves over levels, the semi-Lagrangian walk) are "
+        "counted once by XLA's cost analysis, not per trip",
+    }
+
+
 def _pressure_interfaces(m, area, p_top):
     dp = m * GRAVITY / area[None]
-    above = jnp.cumsum(dp[::-1], axis=0)[::-1]
+    above = prefix_sum(dp, axis=0, reverse=True)
     return jnp.concatenate([p_top + above, jnp.full_like(dp[:1], p_top)], axis=0)
 
 
@@ -296,8 +327,10 @@ def bench_config(
     bound_gbs: float,
     ntracer: int = 1,
     do_profile: bool = False,
+    outdir: Path | None = None,
 ) -> dict:
-    """Benchmark one grid and dtype; returns the result record."""
+    """Benchmark one grid and dtype; returns the result record (``outdir``: where bandwidth.json
+    with the compute roof is read from)."""
     load_start = os.getloadavg()[0]
     res, grid = common.parse_grid(spec)
     dtype = jnp.dtype(dtype_name)
@@ -366,6 +399,22 @@ def bench_config(
     rec["jax"]["fraction_of_bound_minimal"] = rec["jax"]["achieved_gb_per_s_minimal"] / bound_gbs
     rec["jax"]["fraction_of_bound_split"] = bytes_["split_bytes_per_cell"] * cells_per_s / 1e9 / bound_gbs
     rec["bound_cell_updates_per_s"] = bound_gbs * 1e9 / bytes_["minimal_bytes_per_cell"]
+    # roofline: the step's elementwise operations per cell against the measured compute roof
+    cost = step_cost(model, met, state, dt)
+    rec["xla_step"] = cost
+    rec["jax"]["ops_per_s"] = cost["ops_per_cell"] * cells_per_s
+    rec["jax"]["achieved_gb_per_s_xla_bytes"] = cost["bytes_accessed_per_cell"] * cells_per_s / 1e9
+    roof = _compute_roof(outdir, dtype_name) if outdir is not None else None
+    if roof:
+        rec["compute_roof_ops_per_s"] = roof
+        rec["compute_bound_cell_updates_per_s"] = roof / cost["ops_per_cell"]
+        rec["jax"]["fraction_of_compute_roof"] = rec["jax"]["ops_per_s"] / roof
+        rec["roofline_bound_cell_updates_per_s"] = min(rec["bound_cell_updates_per_s"],
+                                                        rec["compute_bound_cell_updates_per_s"])
+        rec["jax"]["fraction_of_roofline"] = cells_per_s / rec["roofline_bound_cell_updates_per_s"]
+        log(f"  roofline: {cost['ops_per_cell']:.0f} XLA ops/cell, {cost['bytes_accessed_per_cell']:.0f} "
+            f"B/cell accessed; {100 * rec['jax']['fraction_of_compute_roof']:.1f}% of the compute roof "
+            f"{roof / 1e9:.1f} Gops/s")
     log(
         f"  jax: compile {compile_s:.1f} s, {best / nsteps * 1e3:.2f} ms/step, "
         f"{cells_per_s / 1e6:.2f} Mcell/s, "
@@ -440,7 +489,9 @@ def main(
             "cell-updates/s of Transport(grid) (PPM advection + implicit vertical diffusion), "
             f"{ntracer} tracer(s), InterpolatedMet; JAX: jitted lax.scan over nsteps, best of "
             f"{settings['reps']} after warm-up, compile timed separately; NumPy: best step; "
-            "bound = bandwidth / minimal bytes per cell"
+            "bound = bandwidth / minimal bytes per cell; float32 states compensated as run() does "
+            "by default; roofline: XLA cost analysis of one step (elementwise ops, bytes accessed) "
+            "against the compute roof of bandwidth.json"
         ),
         "bandwidth_bound_gb_per_s": bound,
         "bandwidth_source": bound_src,
@@ -458,6 +509,7 @@ def main(
                     bound,
                     ntracer,
                     do_profile=bool({spec, f"{spec}:{dt_name}"} & set(settings["profile_specs"])),
+                    outdir=outdir,
                 )
             except Exception as exc:  # record and continue with the other configurations
                 log(f"transport {spec} {dt_name} FAILED: {type(exc).__name__}: {exc}")

@@ -26,6 +26,7 @@ cumulative mass). Meridional and vertical sweeps are Eulerian and need ``|F| <= 
 from __future__ import annotations
 
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from diffflux.constants import M_AIR
@@ -379,9 +380,11 @@ def vertical_mass_flux(Fx, Fy, b):
         ``Fz (nlev + 1, nlat, nlon)`` upward through the bottom interface of each level [same unit].
     """
     div = (jnp.roll(Fx, -1, axis=-1) - Fx) + (Fy[:, 1:] - Fy[:, :-1])
-    db = jnp.asarray(b[:-1] - b[1:], dtype=Fx.dtype)[:, None, None]
-    total = jnp.sum(div, axis=0, keepdims=True)
-    inc = -div + db * total
-    W = prefix_sum(inc, axis=0)
+    # W_{k+1} = -sum_{l<=k} div_l + (b_0 - b_{k+1}) sum_l div_l: one prefix sum, whose last element is
+    # the column total (a separate reduction over levels was measured 5 % of the step on CPU)
+    P = prefix_sum(div, axis=0)
+    b = np.asarray(b, dtype=np.float64)
+    B = jnp.asarray(b[0] - b[1:], dtype=Fx.dtype)[:, None, None]
+    W = B * P[-1:] - P
     W = W.at[-1].set(0.0)  # exact zero at the model top (the recursion gives round-off there)
     return jnp.concatenate([jnp.zeros_like(W[:1]), W], axis=0)
