@@ -99,6 +99,16 @@ def _bandwidth(d: dict) -> list[str]:
         "kernel measured, so the fractions below are conservative).",
         "",
     ]
+    comp = d.get("compute")
+    if comp:
+        out += ["### Compute roof", "", comp["method"] + ".", ""]
+        out += _header("dtype", "fma G ops/s", "mixed G ops/s", "roof G ops/s")
+        for dt in ("float32", "float64"):
+            r = comp.get(dt)
+            if r:
+                out.append(_row(dt, f"{r['fma']['ops_per_s'] / 1e9:.1f}",
+                                f"{r['mixed']['ops_per_s'] / 1e9:.1f}", f"{r['roof_ops_per_s'] / 1e9:.1f}"))
+        out.append("")
     return out
 
 
@@ -122,6 +132,44 @@ def _transport_table(cfgs: list[dict]) -> list[str]:
             ", ".join(f"{x:.1f}" for x in c.get("loadavg_1min", [])) or "-",
         ))  # fmt: skip
     return out
+
+
+def _roofline_table(cfgs: list[dict]) -> list[str]:
+    """Roofline of the step: XLA's operation and byte counts against the compute roof and bandwidth."""
+    out = [
+        "### Roofline: what the compiled step does per cell",
+        "",
+        "XLA cost analysis of one step (float32 compensated, as `run` does): elementwise operations "
+        "and bytes accessed by the compiled kernels per cell (the not-taken fallback branch of the "
+        "zonal sweep subtracted; loop bodies over levels counted once). `ops/byte (minimal)` is the "
+        "arithmetic intensity against the minimal bytes; above the machine balance (roof / "
+        "bandwidth) the step is compute bound for any implementation that does these operations. "
+        "`% of roof` = achieved elementwise ops/s / compute roof; `% bw (XLA bytes)` = bytes the "
+        "kernels actually access per second / bandwidth bound; `roofline Mcell/s` = min(bandwidth / "
+        "minimal bytes, roof / ops).",
+        "",
+    ]
+    out += _header(
+        "grid", "dtype", "XLA ops/cell", "XLA bytes/cell", "minimal bytes/cell", "ops/byte (minimal)",
+        "machine balance ops/byte", "achieved G ops/s", "% of roof", "% bw (XLA bytes)",
+        "roofline Mcell/s", "JAX Mcell/s", "% of roofline",
+    )  # fmt: skip
+    for c in cfgs:
+        x, j, b = c["xla_step"], c["jax"], c["bytes"]
+        roof = c.get("compute_roof_ops_per_s")
+        bw = c.get("bandwidth_bound_gb_per_s")
+        out.append(_row(
+            c["grid"], c["dtype"], f"{x['ops_per_cell']:.0f}", f"{x['bytes_accessed_per_cell']:.0f}",
+            b["minimal_bytes_per_cell"], f"{x['ops_per_cell'] / b['minimal_bytes_per_cell']:.1f}",
+            _f(roof and bw and roof / (bw * 1e9), "{:.2f}"), f"{j['ops_per_s'] / 1e9:.2f}",
+            _f(j.get("fraction_of_compute_roof") and 100 * j["fraction_of_compute_roof"], "{:.1f}"),
+            _f(bw and 100 * j["achieved_gb_per_s_xla_bytes"] / bw, "{:.0f}"),
+            _f(c.get("roofline_bound_cell_updates_per_s") and c["roofline_bound_cell_updates_per_s"] / 1e6,
+               "{:.0f}"),
+            f"{j['cell_updates_per_s'] / 1e6:.2f}",
+            _f(j.get("fraction_of_roofline") and 100 * j["fraction_of_roofline"], "{:.1f}"),
+        ))  # fmt: skip
+    return out + [""]
 
 
 def _short(name: str) -> str:
@@ -227,6 +275,9 @@ def _transport(d: dict, bw: dict | None = None) -> list[str]:
     for c in d["configs"]:
         if "error" in c:
             out.append(f"- {c['grid']} {c['dtype']}: FAILED ({c['error'][:200]})")
+    roof = [c for c in cfgs if c.get("xla_step")]
+    if roof:
+        out += _roofline_table(roof)
     prof = [c for c in cfgs if "profile" in c]
     if prof:
         out += _profile_table(prof)
