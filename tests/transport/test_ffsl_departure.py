@@ -78,7 +78,8 @@ def test_ffsl_vmap_matches_loop(rng):
     n = 20
     m = jnp.asarray(rng.uniform(0.8, 1.2, (2, 3, n)))
     qs = jnp.asarray(rng.uniform(0.0, 1.0, (3, 1, 2, 3, n))) * m[None, None] / M_AIR
-    Fs = jnp.asarray(rng.uniform(-1.0, 1.0, (3, 2, 3, n))) * jnp.asarray([0.5, 4.0, 12.0])[:, None, None, None]
+    scale = jnp.asarray([0.5, 4.0, 12.0])[:, None, None, None]
+    Fs = jnp.asarray(rng.uniform(-1.0, 1.0, (3, 2, 3, n))) * scale
     sweep = jax.jit(jax.vmap(lambda q, F: sweep_x_ffsl(q, m, F, PPM())))
     qb, mb = sweep(qs, Fs)
     for k in range(3):
