@@ -99,3 +99,23 @@ def test_ffsl_float32(rng):
                           jnp.asarray(F, jnp.float32), PPM())
     assert q32.dtype == jnp.float32
     np.testing.assert_allclose(np.asarray(q32, np.float64), q64, rtol=2e-4, atol=1e-4 * float(np.max(q)))
+
+
+def test_ffsl_forward_mode_and_linear_transpose(rng):
+    """Gauss-Newton and Lanczos need jax.jvp and jax.linear_transpose of the transport: both must work
+    through the walk (a while loop on integers) and the gathers at Courant numbers above one."""
+    n = 16
+    m = jnp.asarray(rng.uniform(0.8, 1.2, (2, 3, n)))
+    F = jnp.asarray(rng.uniform(-4.5, 4.5, (2, 3, n)))
+    lin = PiecewiseLinear(None)  # linear in q
+
+    def sweep(q):
+        return sweep_x_ffsl(q, m, F, lin)[0]
+
+    q = jnp.asarray(rng.uniform(0.2, 1.0, (1, 2, 3, n))) * m[None] / M_AIR
+    dq = jnp.asarray(rng.normal(size=q.shape))
+    _, tangent = jax.jit(lambda a, b: jax.jvp(sweep, (a,), (b,)))(q, dq)
+    np.testing.assert_allclose(tangent, sweep(dq), rtol=1e-12, atol=1e-12 * float(jnp.max(jnp.abs(tangent))))
+    y = jnp.asarray(rng.normal(size=q.shape))
+    (ty,) = jax.jit(jax.linear_transpose(sweep, q))(y)
+    np.testing.assert_allclose(float(jnp.vdot(y, sweep(dq))), float(jnp.vdot(ty, dq)), rtol=1e-12)
