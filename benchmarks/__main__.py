@@ -4,6 +4,7 @@ Default (full CPU sizes): JSON into ``benchmarks/results/``, report ``benchmarks
 ``--quick``: small sizes into ``benchmarks/results/quick/`` (report written there).
 ``--preset gpu``: the sizes of ``benchmarks/gpu.sh``. ``--out DIR``: JSON and ``RESULTS.md`` into
 DIR. ``--only NAME`` (repeatable or comma-separated): ``bandwidth``, ``transport``, ``gradient``,
+``gradient_window`` (the gradient against the window length),
 ``biosphere``, ``obs`` or ``report`` (only re-render the report from existing JSON).
 """
 
@@ -16,7 +17,9 @@ from pathlib import Path
 
 from benchmarks.common import BENCH_DIR, DEFAULT_RESULTS, log
 
-PARTS = ("bandwidth", "transport", "gradient", "biosphere", "obs", "inversion", "scenarios")
+PARTS = (
+    "bandwidth", "transport", "gradient", "gradient_window", "biosphere", "obs", "inversion", "scenarios",
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,8 +30,8 @@ def main(argv: list[str] | None = None) -> int:
         "--only",
         action="append",
         default=[],
-        help="bandwidth | transport | gradient | biosphere | obs | inversion | scenarios | report "
-        "(repeatable, comma-separated)",
+        help="bandwidth | transport | gradient | gradient_window | biosphere | obs | inversion | "
+        "scenarios | report (repeatable, comma-separated)",
     )
     parser.add_argument("--out", type=Path, help="directory for the JSON files and RESULTS.md")
     parser.add_argument("--mem-budget-gib", type=float, help="gradient: largest variant to execute")
@@ -67,6 +70,11 @@ def main(argv: list[str] | None = None) -> int:
 
                 budget = int(args.mem_budget_gib * 2**30) if args.mem_budget_gib else None
                 gradient_bench.main(outdir, preset=preset, mem_budget=budget)
+            elif part == "gradient_window":
+                from benchmarks import gradient_bench
+
+                budget = int(args.mem_budget_gib * 2**30) if args.mem_budget_gib else None
+                gradient_bench.main(outdir, preset=preset, mem_budget=budget, window=True)
             elif part == "biosphere":
                 from benchmarks import biosphere_bench
 

@@ -50,6 +50,13 @@ PRESETS = {
     ),
     "gpu": dict(cases=[("1x1L25", "float32", 200)], reps=2, timeout=150),
 }
+WINDOW_CASES = {
+    "quick": [("4x5L10", "float32", 10), ("4x5L10", "float32", 40)],
+    "full": [("4x5L10", "float32", 100), ("4x5L10", "float32", 1000), ("4x5L10", "float32", 10000)],
+    "gpu": [("1x1L25", "float32", 100), ("1x1L25", "float32", 1000)],
+}
+"""Window-length sweep (``python -m benchmarks --only gradient_window``): gradient/forward time and
+memory of the same case at growing numbers of steps, written to ``gradient_window.json``."""
 CHECKPOINTS = (None, "step", "nested")
 REPEAT_BUDGET_S = 60.0
 """Repeated calls (after the first) stop once they have taken this long [s]."""
@@ -302,10 +309,19 @@ def main(
     quick: bool = False,
     preset: str | None = None,
     mem_budget: int | None = None,
+    window: bool = False,
 ) -> dict:
-    """Run the preset's cases x checkpoint modes (one process each) and write ``gradient.json``."""
+    """Run the preset's cases x checkpoint modes (one process each) and write ``gradient.json``.
+
+    ``window``: the window-length sweep of :data:`WINDOW_CASES` instead, into
+    ``gradient_window.json``.
+    """
     preset = preset or ("quick" if quick else "full")
-    settings = PRESETS[preset]
+    settings = dict(PRESETS[preset])
+    name = "gradient"
+    if window:
+        settings["cases"] = WINDOW_CASES[preset]
+        name = "gradient_window"
     budget = int(mem_budget or 0.5 * _available_ram())
     payload = {
         "preset": preset,
@@ -340,7 +356,7 @@ def main(
             payload["records"].append(rec)
             payload["checkpoint_consistency"] = _consistency(payload["records"])
             payload["wall_seconds"] = time.perf_counter() - t0
-            write_result("gradient", payload, outdir)
+            write_result(name, payload, outdir)
     return payload
 
 

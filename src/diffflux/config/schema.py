@@ -469,8 +469,9 @@ SECTIONS: tuple[Section, ...] = (
                 "checkpoint",
                 "str",
                 "nested",
-                "gradient checkpointing of the transport scan",
-                choices=("none", "step", "nested"),
+                "gradient checkpointing of the transport scan (auto: per-step if it fits half the device "
+                "memory or DIFFFLUX_MEMORY_BUDGET_GB, else nested)",
+                choices=("none", "step", "nested", "auto"),
             ),
         ),
     ),

@@ -285,8 +285,8 @@ def _check_setup_values(s: dict, path: str) -> None:
             _fail(f"{path}.{key}", f"must be > 0, found {s[key]}")
     if s["truth_scale"] < 0:
         _fail(f"{path}.truth_scale", f"must be >= 0, found {s['truth_scale']}")
-    if s["checkpoint"] not in (None, "step", "nested"):
-        _fail(f"{path}.checkpoint", f"must be 'none', 'step' or 'nested', found {s['checkpoint']!r}")
+    if s["checkpoint"] not in (None, "step", "nested", "auto"):
+        _fail(f"{path}.checkpoint", f"must be 'none', 'step', 'nested' or 'auto', found {s['checkpoint']!r}")
     sp = s["spinup"]
     if not (sp == "newton" or (isinstance(sp, int) and sp >= 0)):
         _fail(f"{path}.spinup", f"must be 'newton' or a number of years >= 0, found {sp!r}")

@@ -5,7 +5,14 @@ from diffflux.transport.convection import ConvectiveMassFlux, convective_courant
 from diffflux.transport.diffusion import HorizontalDiffusion, ImplicitVerticalDiffusion
 from diffflux.transport.model import Transport, TransportState
 from diffflux.transport.reconstruction import PPM, PiecewiseLinear, Reconstruction
-from diffflux.transport.run import check_time_step, courant_numbers, make_runner, run
+from diffflux.transport.run import (
+    check_time_step,
+    courant_numbers,
+    default_memory_budget,
+    make_runner,
+    plan_checkpoint,
+    run,
+)
 
 __all__ = [
     "PPM",
@@ -23,4 +30,6 @@ __all__ = [
     "courant_numbers",
     "make_runner",
     "run",
+    "plan_checkpoint",
+    "default_memory_budget",
 ]

@@ -6,7 +6,9 @@ window compiles once. Memory for reverse-mode gradients is controlled by ``check
 * ``None``: store every step's residuals (fastest gradient, memory ~ T x step residuals),
 * ``"step"``: ``jax.checkpoint`` around each step (stores one state per step, recomputes a step),
 * ``"nested"``: two-level checkpointing, an outer scan over segments whose inner scans are
-  rematerialised (Griewank 1992; memory ~ (T / s + s) states with segment length ``s ~ sqrt(T)``).
+  rematerialised (Griewank 1992; memory ~ (T / s + s) states with segment length ``s ~ sqrt(T)``),
+* ``"auto"``: the cheapest of ``"step"`` and ``"nested"`` whose memory fits a budget
+  (:func:`plan_checkpoint`; ``memory_budget=`` bytes, default :func:`default_memory_budget`).
 
 Sampling inside the scan (``observe=``): a pure function ``observe(n, state_before, state_after, met)``
 called in every step ``n`` with the states at ``t0 + n dt`` and ``t0 + (n + 1) dt`` and the met of the
@@ -26,6 +28,7 @@ input); a state that carries one keeps it.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 
 import jax
@@ -45,6 +48,77 @@ def _segment_length(nsteps: int) -> int:
     return min(divisors, key=lambda d: (abs(d - root), d))
 
 
+RESIDUAL_STATES_PER_STEP = 80
+"""Reverse-mode residuals of one step, in units of the state's bytes (upper estimate). Measured with
+XLA's memory analysis of un-checkpointed gradients (``benchmarks/RESULTS.md``, gradient table): 624 B per
+cell and step for a compensated float32 state of 12 B per cell (52 states) and 1096 B for a float64 state
+of 16 B per cell (68.5 states), one tracer, PPM + implicit vertical diffusion."""
+
+
+def default_memory_budget() -> int:
+    """Bytes a gradient may use: ``DIFFFLUX_MEMORY_BUDGET_GB`` if set, else half of the memory of the
+    first device (its allocator limit on GPUs, the available RAM on CPUs)."""
+    env = os.environ.get("DIFFFLUX_MEMORY_BUDGET_GB")
+    if env:
+        try:
+            return int(float(env) * 1e9)
+        except ValueError:
+            raise ValueError(f"DIFFFLUX_MEMORY_BUDGET_GB must be a number of GB, found {env!r}") from None
+    try:
+        stats = jax.devices()[0].memory_stats() or {}
+    except Exception:  # pragma: no cover - backends without memory statistics
+        stats = {}
+    if stats.get("bytes_limit"):
+        return int(stats["bytes_limit"] // 2)
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2)
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        return 8 * 10**9
+
+
+def plan_checkpoint(state: TransportState, nsteps: int, memory_budget: float | None = None,
+                    compensate: bool | None = None) -> dict:
+    """Checkpointing that fits ``memory_budget`` [bytes] for a gradient through ``nsteps`` steps.
+
+    Memory of the transport's reverse pass, from the state's bytes ``S`` (tracer, its float32
+    compensation term, air) and one step's residuals ``R = RESIDUAL_STATES_PER_STEP x S``:
+    ``"step"`` stores ``T S + R``, ``"nested"`` with segments of ``s`` steps ``(T / s + s) S + R``
+    (smallest at ``s ~ sqrt(T)``), no checkpointing ``T R``. ``"step"`` is chosen when it fits (one
+    recomputed forward; measured as fast as no checkpointing on CPU), else ``"nested"`` (one more
+    forward). Met, fluxes and observation tables are not counted.
+
+    Returns:
+        ``{"checkpoint", "segment", "bytes", "budget", "state_bytes", "bytes_by_mode"}``.
+
+    Raises:
+        ValueError: when even nested checkpointing needs more than the budget (the message gives
+            both figures).
+    """
+    nsteps = int(nsteps)
+    budget = float(default_memory_budget() if memory_budget is None else memory_budget)
+    if compensate is None:
+        compensate = wants_compensation(state.tracer.dtype)
+    leaves = [state.tracer, state.air] + ([state.tracer] if compensate or state.residual is not None else [])
+    S = float(sum(x.size * jnp.dtype(x.dtype).itemsize for x in leaves))
+    R = RESIDUAL_STATES_PER_STEP * S
+    seg = _segment_length(nsteps)
+    by_mode = {"none": nsteps * R, "step": nsteps * S + R, "nested": (nsteps / seg + seg) * S + R}
+    if by_mode["step"] <= budget:
+        mode = "step"
+    elif by_mode["nested"] <= budget:
+        mode = "nested"
+    else:
+        raise ValueError(
+            f"run: checkpoint='auto': a gradient through {nsteps} steps needs about "
+            f"{by_mode['nested'] / 1e9:.2f} GB even with nested checkpointing (segments of {seg} steps, "
+            f"state {S / 1e6:.1f} MB), more than the memory budget of {budget / 1e9:.2f} GB; shorten the "
+            "window, use fewer tracers or a coarser grid, or raise the budget (memory_budget= or "
+            "DIFFFLUX_MEMORY_BUDGET_GB)"
+        )
+    return {"checkpoint": mode, "segment": seg if mode == "nested" else None, "bytes": by_mode[mode],
+            "budget": budget, "state_bytes": S, "bytes_by_mode": by_mode}
+
+
 def run(
     model: Transport,
     met: MetSource,
@@ -60,6 +134,7 @@ def run(
     segment: int | None = None,
     observe: Callable | None = None,
     compensate: bool | None = None,
+    memory_budget: float | None = None,
 ):
     """Integrate ``nsteps`` steps of length ``dt`` [s] from time ``t0`` [s].
 
@@ -76,24 +151,29 @@ def run(
             held constant, or a pure function ``elevated(t)`` returning that shape.
         save_every: if given, the mixing ratio is saved after every ``save_every`` steps; ``nsteps`` must
             be a multiple of it.
-        checkpoint: ``None``, ``"step"`` or ``"nested"`` (see module docstring).
+        checkpoint: ``None``, ``"step"``, ``"nested"`` or ``"auto"`` (see module docstring).
         segment: inner segment length for ``"nested"`` (default: divisor of nsteps nearest sqrt(nsteps)).
         observe: None (default) or a pure function ``observe(n, state_before, state_after, met_fields)``
             returning a pytree of fixed-shape arrays per step (see module docstring).
         compensate: compensated tracer summation (see module docstring): None (default) for float32
             and narrower states only, True or False to force it. False with a state that carries a
             ``residual`` folds it into ``tracer`` first.
+        memory_budget: bytes for ``checkpoint="auto"`` (default :func:`default_memory_budget`).
 
     Returns:
         ``(final_state, saved)`` where ``saved`` is ``(nsave, ntr, nlev, nlat, nlon)`` mixing ratios
         [mol mol-1] (None without ``save_every``); with ``observe``, ``(final_state, saved, observed)``
         where ``observed`` holds the outputs of ``observe`` stacked along a leading ``nsteps`` axis.
     """
-    if checkpoint not in (None, "step", "nested"):
-        raise ValueError(f"run: checkpoint must be None, 'step' or 'nested', found {checkpoint!r}")
+    if checkpoint not in (None, "step", "nested", "auto"):
+        raise ValueError(f"run: checkpoint must be None, 'step', 'nested' or 'auto', found {checkpoint!r}")
     nsteps = int(nsteps)
     if nsteps < 1:
         raise ValueError(f"run: nsteps must be >= 1, found {nsteps}")
+    if checkpoint == "auto":
+        plan = plan_checkpoint(state, nsteps, memory_budget, compensate)
+        checkpoint = plan["checkpoint"]
+        segment = segment or plan["segment"]
     if save_every is not None and (save_every < 1 or nsteps % save_every):
         raise ValueError(
             f"run: nsteps={nsteps} must be a positive multiple of save_every={save_every}"
