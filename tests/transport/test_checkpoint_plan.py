@@ -46,6 +46,7 @@ def test_budget_from_environment(monkeypatch):
     assert default_memory_budget() > 0
 
 
+@pytest.mark.slow  # four gradient compilations (~100 s on 2 cores); in the CI's slow subset
 def test_auto_gradient_equals_explicit_modes(rng):
     """With budgets that force each mode, run(checkpoint='auto') gives the gradient of that mode."""
     g = LatLonGrid(16, 8)
